@@ -1,0 +1,204 @@
+"""Command line: parse -> config -> run / report. Only this module reads argv or the environment."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import AutophagyError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Simulate self-consuming (autophagous) training loops of generative models.")
+console = Console(stderr=True)
+out_console = Console()
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+class _Progress:
+    """A rich progress bar that appears only once a study has run for more than a second."""
+
+    def __init__(self, total_runs: int):
+        self.start = time.perf_counter()
+        self.total_runs = total_runs
+        self.bar = None
+        self.task = None
+        self.seen: set = set()
+
+    def __call__(self, name: str, g: int, G: int) -> None:
+        self.seen.add(name)
+        if self.bar is None and time.perf_counter() - self.start > 1.0:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("gen {task.completed}/{task.total}"),
+                                TimeElapsedColumn(), console=console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("", total=G + 1)
+        if self.bar is not None:
+            self.bar.update(self.task, description=f"run {len(self.seen)}/{self.total_runs} {name[:48]}",
+                            completed=g + 1, total=G + 1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _final_table(result, metrics: list[str]) -> Table:
+    table = Table(title="where each loop ends up (mean ± s.e. over replicates)")
+    table.add_column("run")
+    for m in metrics:
+        table.add_column(f"{m}\ngen 0", justify="right")
+        table.add_column("last gen", justify="right")
+    rows: dict = {}
+    for m in metrics:
+        for _, r in result.final(m).iterrows():
+            rows.setdefault(r["run_id"], [r["name"]]).extend([f"{r['gen0']:.4g}", f"{r['final']:.4g} ± {r['final_se']:.2g}"])
+    for cells in rows.values():
+        table.add_row(*cells)
+    return table
+
+
+def _table_metrics(result, wanted: Optional[List[str]]) -> list[str]:
+    recorded = list(dict.fromkeys(result.metrics.metric))
+    if wanted:
+        return [m for m in wanted if m in recorded]
+    preferred = [m for m in recorded if not m.startswith("param.")][:2] + [m for m in recorded if m.startswith("param.")]
+    return preferred[:3]
+
+
+def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_metric: Optional[str] = None):
+    from . import api
+    from .config import expand, load_config
+
+    cfg, _ = load_config(config, overrides)
+    n_runs = len(expand(cfg)) * (2 if cfg.loop.control else 1)
+    progress = _Progress(n_runs)
+    try:
+        result = api.run(cfg if not isinstance(config, (str, Path)) else config, out=out, overrides=overrides,
+                         on_generation=progress)
+    finally:
+        progress.close()
+    metrics = _table_metrics(result, table_metrics)
+    if metrics:
+        out_console.print(_final_table(result, metrics))
+    if result.reused:
+        out_console.print(f"reused {len(result.reused)} finished run(s) from {out}")
+    if out is not None:
+        plot = plot_metric or (metrics[0] if metrics else None)
+        if plot:
+            from .report.plots import plot_metric as draw
+
+            path = draw(result, plot, Path(out) / f"{plot.replace('.', '_')}.png", title=cfg.name)
+            out_console.print(f"plot: {path}")
+        out_console.print(f"results: {Path(out) / 'results.sqlite'} and {Path(out) / 'metrics.csv'}")
+    return result
+
+
+@app.command()
+def run(config: Path = typer.Argument(..., help="YAML or TOML config file"),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="results directory (default: results/<name>)"),
+        set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override: key.path=value (repeatable)"),
+        metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="metric(s) for the summary table"),
+        no_save: bool = typer.Option(False, "--no-save", help="print the table only; write no files")):
+    """Run a study from a config file and print where each loop ends up."""
+    try:
+        from .config import load_config
+
+        cfg, _ = load_config(config, set_)
+        target = None if no_save else (out or Path("results") / cfg.name)
+        _run_and_report(config, target, set_, metric)
+    except AutophagyError as err:
+        _fail(err)
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("results/demo"), "--out", "-o", help="results directory")):
+    """MAD's three loops (replace, augment, fresh), with and without sampling bias, on a 2-D Gaussian mixture."""
+    from importlib import resources
+
+    try:
+        preset = resources.files("autophagy") / "presets" / "demo.yaml"
+        with resources.as_file(preset) as path:
+            _run_and_report(path, out, None, None, plot_metric="sliced-wasserstein")
+    except AutophagyError as err:
+        _fail(err)
+
+
+@app.command()
+def export(directory: Path = typer.Argument(..., help="a results directory (holding results.sqlite)"),
+           format: str = typer.Option("csv", "--format", "-f", help="csv or parquet")):
+    """Export a results directory's metrics and runs to CSV or Parquet."""
+    from .errors import ConfigError
+    from .store import Store
+
+    try:
+        if format not in ("csv", "parquet"):
+            raise ConfigError("--format", format, "csv or parquet")
+        if not (directory / "results.sqlite").exists():
+            raise ConfigError("DIR", str(directory), "a results directory containing results.sqlite")
+        if format == "parquet":
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise ConfigError("--format", format, "csv, or install the parquet extra: pip install 'autophagy[parquet]'") from None
+        for path in Store(directory).export(format):
+            out_console.print(str(path))
+    except AutophagyError as err:
+        _fail(err)
+
+
+@app.command()
+def components():
+    """List the sources, families, policies and metrics, with their options."""
+    from . import components as comp
+    from .components import import_path
+
+    def describe(table: dict) -> None:
+        for name, path in table.items():
+            try:
+                cls = import_path(path, name)
+            except AutophagyError as err:
+                out_console.print(f"  [bold]{name}[/]  (unavailable: {err})")
+                continue
+            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            out_console.print(f"  [bold]{name}[/]  {doc}", highlight=False)
+            opts = comp.options_model(cls)
+            for fname, f in (opts.model_fields.items() if opts else ()):
+                default = "required" if f.is_required() else repr(f.default)
+                ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+                out_console.print(f"      {fname}: {ann} = {default}", highlight=False)
+
+    out_console.print("[bold underline]sources[/] (data.source)")
+    describe(comp.SOURCES)
+    out_console.print("[bold underline]families[/] (model.family)")
+    describe(comp.FAMILIES)
+    out_console.print("[bold underline]policies[/] (loop.policy)")
+    from .policies import POLICIES
+
+    for name in POLICIES:
+        out_console.print(f"  [bold]{name}[/]")
+    try:
+        from .metrics import METRICS
+
+        out_console.print("[bold underline]metrics[/] (metrics: [...])")
+        for name, fn in METRICS.items():
+            doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+            out_console.print(f"  [bold]{name}[/]  {doc}", highlight=False)
+    except ImportError:
+        pass
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

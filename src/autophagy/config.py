@@ -1,0 +1,279 @@
+"""Configuration: validated once at the edge (pydantic), frozen afterwards, named by a hash.
+
+A config is a mapping with top-level keys ``name, seed, replicates, generations, data, model,
+loop, sampling, metrics`` and, optionally, ``grid`` (dotted paths -> lists of values, expanded
+into one run per combination by ``expand``). ``data`` and ``model`` hold the component name
+(``source`` / ``family``) plus that component's own options, validated by the component's
+``Options`` model when the run is built.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+TOP_LEVEL = ("name", "seed", "replicates", "generations", "data", "model", "loop", "sampling", "metrics", "grid",
+             "curation", "correction")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoopConfig(_Strict):
+    """How each generation's training set is built (see ``autophagy.policies``)."""
+
+    policy: Literal["replace", "augment", "fresh", "accumulate", "accumulate-subsample"] = "replace"
+    n_real: int = Field(100, ge=1, description="real points per generation (fixed real set size, or fresh draws)")
+    n_synthetic: Optional[int] = Field(None, ge=1, description="synthetic points per generation; default n_real")
+    n_initial: Optional[int] = Field(None, ge=2, description="real points for generation 0 (MAD's n_ini); default n_real")
+    synthetic_from: Literal["last", "all"] = "last"
+    control: bool = Field(False, description="also run a real-only control lineage with the same budget")
+    warm_start: bool = Field(False, description="fit generation g starting from generation g-1's model")
+    sufficient_stats: Literal["auto", "off"] = Field(
+        "auto", description="auto: the Gaussian replace loop with no sample-based metrics refits from exact "
+                            "sufficient statistics instead of samples (same law, far faster)")
+
+    @model_validator(mode="after")
+    def _initial_matches(self):
+        if self.n_initial is not None and self.n_initial != self.n_real and self.policy in (
+                "augment", "accumulate", "accumulate-subsample"):
+            raise ConfigError("loop.n_initial", self.n_initial,
+                              f"unset or equal to loop.n_real ({self.n_real}) for policy {self.policy!r}: "
+                              "its fixed real set is generation 0's data")
+        return self
+
+    @property
+    def synthetic(self) -> int:
+        return self.n_synthetic if self.n_synthetic is not None else self.n_real
+
+    @property
+    def initial(self) -> int:
+        return self.n_initial if self.n_initial is not None else self.n_real
+
+
+class SamplingConfig(_Strict):
+    bias: float = Field(1.0, gt=0.0, le=1.0, description="MAD's sampling bias λ in (0, 1]; 1 = unbiased")
+
+
+class MetricSpec(_Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class MetricsConfig(_Strict):
+    """Sample-based metrics (``param.*`` metrics are always recorded)."""
+
+    use: tuple[MetricSpec, ...] = ()
+    n_eval: int = Field(500, ge=2, description="model samples drawn per generation for sample-based metrics")
+    n_heldout: int = Field(500, ge=2, description="held-out real points (drawn once per replicate)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, (list, tuple)):
+            value = {"use": value}
+        if isinstance(value, dict) and "use" in value:
+            items = []
+            for item in value["use"] or ():
+                if isinstance(item, str):
+                    items.append({"name": item})
+                elif isinstance(item, dict) and "name" in item:
+                    items.append({"name": item["name"], "options": {k: v for k, v in item.items() if k != "name"}})
+                else:
+                    items.append(item)
+            value = {**value, "use": items}
+        return value
+
+
+class Component(BaseModel):
+    """``data:`` / ``model:`` / ``curation:`` / ``correction:`` blocks: a name plus free options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    def options(self, exclude: str) -> dict[str, Any]:
+        return {k: v for k, v in (self.model_extra or {}).items()}
+
+
+class DataConfig(Component):
+    source: str = "gaussian"
+
+
+class ModelConfig(Component):
+    family: str = "gaussian"
+
+
+class Config(_Strict):
+    name: str = "run"
+    seed: int = Field(0, ge=0)
+    replicates: int = Field(100, ge=1)
+    generations: int = Field(10, ge=0, description="G: generations 0..G are fitted and recorded")
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loop: LoopConfig = LoopConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    curation: Optional[dict[str, Any]] = None
+    correction: Optional[dict[str, Any]] = None
+    grid: Optional[dict[str, list[Any]]] = None
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_lists(cls, value):
+        for key, values in (value or {}).items():
+            if not values:
+                raise ConfigError(f"grid.{key}", values, "a non-empty list of values")
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=False)
+
+    def hash(self) -> str:
+        """Canonical hash: the resolved config (minus ``name``) as sorted JSON, SHA-256, 12 hex digits."""
+        d = self.to_dict()
+        d.pop("name", None)
+        d.pop("grid", None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _format_loc(loc: tuple) -> str:
+    parts = []
+    for p in loc:
+        if isinstance(p, int):
+            parts[-1] = f"{parts[-1]}[{p}]" if parts else f"[{p}]"
+        elif p in ("function-after", "function-before", "function-wrap") or str(p).startswith(("function-", "literal[")):
+            continue
+        else:
+            parts.append(str(p))
+    return ".".join(parts) or "config"
+
+
+def from_validation_error(err: ValidationError, prefix: str = "") -> ConfigError:
+    """Turn pydantic's (first) error into our one-line ConfigError."""
+    first = err.errors(include_url=False)[0]
+    field = _format_loc(tuple(first.get("loc", ())))
+    if prefix:
+        field = f"{prefix}.{field}" if field != "config" else prefix
+    ctx_err = (first.get("ctx") or {}).get("error")
+    if isinstance(ctx_err, ConfigError):
+        return ctx_err
+    msg = first.get("msg", "invalid value")
+    value = first.get("input")
+    if isinstance(value, dict):
+        value = "{...}"
+    if first.get("type") == "extra_forbidden":
+        return ConfigError(field, value, "", problem="unknown option (check the spelling; `autophagy components` lists the options)")
+    for lead in ("Value error, ", "Input should be ", "input should be "):
+        if msg.startswith(lead):
+            msg = msg[len(lead):]
+    return ConfigError(field, value, msg)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError("config", str(path), "an existing .yaml, .yml or .toml file")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif path.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ConfigError("config", str(path), "a file ending in .yaml, .yml or .toml")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError("config", str(path), f"valid YAML/TOML ({first})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("config", str(path), "a mapping of top-level keys " + ", ".join(TOP_LEVEL))
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """``--set`` values are YAML scalars/lists: ``3`` -> int, ``0.5`` -> float, ``[1, 2]`` -> list."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def set_path(d: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    cur = d
+    for k in keys[:-1]:
+        nxt = cur.get(k)
+        if nxt is None:
+            nxt = cur[k] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(dotted, value, f"a path into a mapping ({'.'.join(keys[:-1])} is not one)")
+        cur = nxt
+    cur[keys[-1]] = value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply ``key.path=value`` strings (the CLI's ``--set``)."""
+    out = json.loads(json.dumps(raw, default=str))
+    for item in overrides or ():
+        if "=" not in item:
+            raise ConfigError("--set", item, "key.path=value")
+        key, _, text = item.partition("=")
+        set_path(out, key.strip(), parse_value(text))
+    return out
+
+
+def load_config(source: Union[str, Path, dict[str, Any], Config], overrides: list[str] | None = None) -> tuple[Config, Path]:
+    """Validate a dict, a YAML/TOML path or a Config. Returns (config, base_dir for relative paths)."""
+    if isinstance(source, Config):
+        if not overrides:
+            return source, Path(".")
+        source = source.to_dict()
+    base = Path(".")
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        raw = _read(path)
+        base = path.resolve().parent
+    elif isinstance(source, dict):
+        raw = source
+    else:
+        raise ConfigError("config", type(source).__name__, "a mapping, a path to a YAML/TOML file, or a Config")
+    unknown = [k for k in raw if k not in TOP_LEVEL]
+    if unknown:
+        raise ConfigError(unknown[0], raw[unknown[0]] if not isinstance(raw[unknown[0]], dict) else "{...}",
+                          "", problem="unknown top-level key; valid keys: " + ", ".join(TOP_LEVEL))
+    raw = apply_overrides(raw, overrides)
+    try:
+        return Config.model_validate(raw), base
+    except ValidationError as err:
+        raise from_validation_error(err) from None
+
+
+def expand(config: Config) -> list[Config]:
+    """One Config per combination of the ``grid`` values (the config itself if no grid)."""
+    if not config.grid:
+        return [config]
+    keys = list(config.grid)
+    base = config.to_dict()
+    base["grid"] = None
+    out = []
+    for combo in itertools.product(*(config.grid[k] for k in keys)):
+        d = json.loads(json.dumps(base))
+        label = ", ".join(f"{k}={v}" for k, v in zip(keys, combo))
+        for k, v in zip(keys, combo):
+            set_path(d, k, v)
+        d["name"] = f"{config.name}[{label}]"
+        try:
+            out.append(Config.model_validate(d))
+        except ValidationError as err:
+            raise from_validation_error(err) from None
+    return out

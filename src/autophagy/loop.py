@@ -1,0 +1,111 @@
+"""The self-consuming loop, for R replicate chains at once. It reads like a methods section:
+
+    real   = source.sample(n_initial)                      # P_r, drawn once per replicate
+    model  = family.fit(real)                              # generation 0
+    for g in 1..G:
+        cands  = model_{g-1}.sample(m, bias=λ)             # or a uniformly chosen earlier model (synthetic_from: all)
+        synth  = correct(curate(cands))                    # curation.py, correction.py (identity when unset)
+        train  = policy(real, synth, history, fresh real)  # policies.py
+        model  = family.fit(train, init=model if warm start)
+        record(model)                                      # param.* and sample-based metrics
+
+Every random draw comes from ``Streams(seed, R, generation, role)``; see ``autophagy.rng``.
+The real-only control lineage runs the same loop with the synthetic batch replaced by fresh
+real draws of the same size (role ``"control"``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .policies import POLICIES
+from .rng import Streams
+
+
+@dataclass
+class Plan:
+    """Everything a simulation needs, validated (built by ``autophagy.api.build``)."""
+
+    config: Any  # autophagy.config.Config
+    source: Any
+    family: Any
+    metric_specs: list  # [(name, options)]
+    curator: Optional[Callable] = None
+    corrector: Optional[Callable] = None
+    control: bool = False  # run the real-only control lineage
+
+
+def _sample_synthetic(models: list, m: int, streams: Streams, bias: float, from_all: bool) -> np.ndarray:
+    """``(R, m, d)`` synthetic candidates from the last model, or (MAD's ``synthetic_from: all``) each point
+    from a model chosen uniformly among all previous generations."""
+    if not from_all or len(models) == 1:
+        return models[-1].sample(m, streams, bias=bias)
+    draws = [mod.sample(m, streams.child(f"model{k}"), bias=bias) for k, mod in enumerate(models)]
+    which = streams.child("which").integers(len(models), m)  # (R, m)
+    stacked = np.stack(draws, axis=0)  # (K, R, m, d)
+    r, j = np.meshgrid(np.arange(stacked.shape[1]), np.arange(m), indexing="ij")
+    return stacked[which, r, j]
+
+
+def _exact_step_ok(plan: Plan, cfg) -> bool:
+    """The Gaussian replace loop can skip the samples entirely: refit from exact sufficient statistics."""
+    return (cfg.loop.sufficient_stats == "auto" and cfg.loop.policy == "replace" and cfg.loop.synthetic_from == "last"
+            and not plan.metric_specs and plan.curator is None and plan.corrector is None and not plan.control)
+
+
+def simulate(plan: Plan, on_generation: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Run the loop; returns ``{metric: (G+1, R) array}``."""
+    from . import metrics as metric_lib
+
+    cfg = plan.config
+    R, G, seed, bias = cfg.replicates, cfg.generations, cfg.seed, cfg.sampling.bias
+    policy = POLICIES[cfg.loop.policy]
+    n_real, n_syn = cfg.loop.n_real, cfg.loop.synthetic
+    S = lambda g, role: Streams(seed, R, g, role)  # noqa: E731 - the seed tree, one line
+
+    real = plan.source.sample(cfg.loop.initial, S(-1, "data"))
+    heldout = plan.source.sample(cfg.metrics.n_heldout, S(-1, "heldout")) if plan.metric_specs else None
+    records: dict[str, list] = {}
+
+    def record(g: int, model) -> None:
+        values = {f"param.{k}": v for k, v in model.param_metrics(plan.source.info).items()}
+        if plan.metric_specs:
+            evals = model.sample(cfg.metrics.n_eval, S(g, "eval"), bias=bias)
+            values.update(metric_lib.compute(plan.metric_specs, heldout, evals, model=model,
+                                             info=plan.source.info, streams=S(g, "metric")))
+        for k, v in values.items():
+            records.setdefault(k, [np.full(R, np.nan)] * g).append(np.asarray(v, dtype=float).reshape(R))
+        if on_generation:
+            on_generation(g)
+
+    model = plan.family.fit(real, S(0, "fit"))
+    record(0, model)
+    models, history = [model], []
+    exact = _exact_step_ok(plan, cfg) and hasattr(model, "exact_refit")
+    for g in range(1, G + 1):
+        if exact:
+            model = model.exact_refit(n_syn, S(g, "sample"), bias)
+            record(g, model)
+            continue
+        if plan.control:
+            synth = plan.source.sample(n_syn, S(g, "control"))
+        else:
+            m = plan.curator.candidates(n_syn) if plan.curator else n_syn
+            synth = _sample_synthetic(models, m, S(g, "sample"), bias, cfg.loop.synthetic_from == "all")
+            if plan.curator:
+                synth = plan.curator(synth, model=models[-1], streams=S(g, "curate"))
+            if plan.corrector:
+                synth = plan.corrector(synth, streams=S(g, "correct"))
+        if policy.keeps_history:
+            history.append(synth)
+        fresh = plan.source.sample(n_real, S(g, "data")) if policy.needs_fresh else None
+        train = policy.build(real, synth, history, fresh, n_real, S(g, "policy"))
+        model = plan.family.fit(train, S(g, "fit"), init=model if cfg.loop.warm_start else None)
+        record(g, model)
+        if cfg.loop.synthetic_from == "all":
+            models.append(model)
+        else:
+            models = [model]
+    return {k: np.stack(v) for k, v in records.items()}
