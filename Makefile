@@ -14,7 +14,7 @@ $(VENV)/.core: pyproject.toml constraints.txt | $(PY)
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml constraints.txt | $(PY)
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,torch]'
 	@touch $@ $(VENV)/.core
 
 install: $(VENV)/.core

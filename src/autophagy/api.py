@@ -64,9 +64,7 @@ def build(cfg: Config, base_dir: Path = Path("."), control: bool = False) -> Pla
     if specs:
         from . import metrics as metric_lib
 
-        unknown = [n for n, _ in specs if n not in metric_lib.METRICS]
-        if unknown:
-            raise ConfigError("metrics", unknown[0], "one of " + ", ".join(sorted(metric_lib.METRICS)))
+        metric_lib.check_applicable(specs, source.info, has_log_prob=getattr(family, "has_log_prob", True))
     curator = corrector = None
     if cfg.curation:
         from . import curation
@@ -140,6 +138,8 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
             reused.append(run_id)
             runs.append({**info, "seconds": 0.0})
             continue
+        if store and hasattr(plan.family, "save"):
+            plan.checkpoint_dir = store.dir / "checkpoints" / run_id
         t0 = time.perf_counter()
         cb = (lambda g, _n=name, _G=c.generations: on_generation(_n, g, _G)) if on_generation else None
         values = simulate(plan, cb)

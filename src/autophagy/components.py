@@ -23,6 +23,10 @@ SOURCES = {
     "categorical": "autophagy.data.categorical:CategoricalSource",
     "linear-regression": "autophagy.data.regression:RegressionSource",
     "file": "autophagy.data.files:FileSource",
+    "projectile": "autophagy.data.projectile:ProjectileSource",
+    "binomial-grid": "autophagy.data.images:BinomialGridSource",
+    "digits": "autophagy.data.images:DigitsSource",
+    "images": "autophagy.data.images:ImageFileSource",
 }
 
 FAMILIES = {
@@ -31,6 +35,9 @@ FAMILIES = {
     "gmm": "autophagy.models.gmm:GMMFamily",
     "categorical": "autophagy.models.categorical:CategoricalFamily",
     "linear-regression": "autophagy.models.regression:RegressionFamily",
+    "vae": "autophagy.models.vae:VAEFamily",
+    "ddpm": "autophagy.models.ddpm:DDPMFamily",
+    "flow-matching": "autophagy.models.flow_matching:FlowMatchingFamily",
 }
 
 POLICIES = ("replace", "augment", "fresh", "accumulate", "accumulate-subsample")

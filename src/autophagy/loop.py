@@ -15,7 +15,10 @@ real draws of the same size (role ``"control"``).
 """
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -35,6 +38,7 @@ class Plan:
     curator: Optional[Callable] = None
     corrector: Optional[Callable] = None
     control: bool = False  # run the real-only control lineage
+    checkpoint_dir: Optional[Path] = None  # where families with save/load keep each finished generation
 
 
 def _sample_synthetic(models: list, m: int, streams: Streams, bias: float, from_all: bool) -> np.ndarray:
@@ -53,6 +57,27 @@ def _exact_step_ok(plan: Plan, cfg) -> bool:
     """The Gaussian replace loop can skip the samples entirely: refit from exact sufficient statistics."""
     return (cfg.loop.sufficient_stats == "auto" and cfg.loop.policy == "replace" and cfg.loop.synthetic_from == "last"
             and not plan.metric_specs and plan.curator is None and plan.corrector is None and not plan.control)
+
+
+def _fit(plan: Plan, g: int, train: np.ndarray, streams: Streams, init):
+    """Fit generation g, or load it from its checkpoint (families with ``save``/``load``).
+
+    Resuming is exact: later generations' draws depend only on the seed tree and the models,
+    so reloading finished generations and re-sampling reproduces the uninterrupted run.
+    """
+    family = plan.family
+    if plan.checkpoint_dir is None or not (hasattr(family, "save") and hasattr(family, "load")):
+        return family.fit(train, streams, init=init)
+    path = Path(plan.checkpoint_dir) / f"gen{g:04d}"
+    if path.exists():
+        return family.load(path)
+    model = family.fit(train, streams, init=init)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    family.save(model, tmp)
+    os.replace(tmp, path)
+    return model
 
 
 def simulate(plan: Plan, on_generation: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
@@ -80,7 +105,9 @@ def simulate(plan: Plan, on_generation: Callable[[int], None] | None = None) -> 
         if on_generation:
             on_generation(g)
 
-    model = plan.family.fit(real, S(0, "fit"))
+    model = _fit(plan, 0, real, S(0, "fit"), None)
+    if plan.metric_specs:  # now we know whether the family's models have a density
+        metric_lib.check_applicable(plan.metric_specs, plan.source.info, has_log_prob=hasattr(model, "log_prob"))
     record(0, model)
     models, history = [model], []
     exact = _exact_step_ok(plan, cfg) and hasattr(model, "exact_refit")
@@ -102,7 +129,7 @@ def simulate(plan: Plan, on_generation: Callable[[int], None] | None = None) -> 
             history.append(synth)
         fresh = plan.source.sample(n_real, S(g, "data")) if policy.needs_fresh else None
         train = policy.build(real, synth, history, fresh, n_real, S(g, "policy"))
-        model = plan.family.fit(train, S(g, "fit"), init=model if cfg.loop.warm_start else None)
+        model = _fit(plan, g, train, S(g, "fit"), model if cfg.loop.warm_start else None)
         record(g, model)
         if cfg.loop.synthetic_from == "all":
             models.append(model)

@@ -1,0 +1,131 @@
+"""CLI and bad-input tests: every bad input gets one line naming the field, exit code 2, nothing written."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from autophagy.cli import app
+
+runner = CliRunner()
+
+SMALL = {"name": "small", "seed": 1, "replicates": 6, "generations": 3,
+         "data": {"source": "gaussian", "dim": 2},
+         "model": {"family": "gaussian"},
+         "loop": {"policy": "augment", "n_real": 30},
+         "metrics": ["sliced-wasserstein"]}
+
+
+def write(tmp_path, cfg, name="c.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def test_run_writes_store_csv_and_plot(tmp_path):
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["run", str(write(tmp_path, SMALL)), "--out", str(out), "--set", "generations=2"])
+    assert r.exit_code == 0, r.output
+    assert (out / "results.sqlite").exists() and (out / "metrics.csv").exists()
+    assert list(out.glob("*.png"))
+    assert "where each loop ends up" in r.output
+    # same config again: reused, not recomputed
+    r2 = runner.invoke(app, ["run", str(write(tmp_path, SMALL)), "--out", str(out), "--set", "generations=2"])
+    assert "reused 1 finished run" in r2.output
+
+
+def test_toml_config_and_export(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('seed = 2\nreplicates = 4\ngenerations = 2\n[loop]\npolicy = "replace"\nn_real = 20\n')
+    out = tmp_path / "o"
+    assert runner.invoke(app, ["run", str(toml), "--out", str(out)]).exit_code == 0
+    r = runner.invoke(app, ["export", str(out), "--format", "parquet"])
+    assert r.exit_code == 0, r.output
+    import pandas as pd
+
+    df = pd.read_parquet(out / "metrics.parquet")
+    assert list(df.columns) == ["run_id", "replicate", "generation", "metric", "value"]
+    assert len(df) == 4 * 3 * df.metric.nunique()
+
+
+def test_components_lists_everything():
+    r = runner.invoke(app, ["components"])
+    assert r.exit_code == 0
+    for name in ("gaussian", "kde", "gmm", "categorical", "linear-regression", "mixture", "swiss-roll",
+                 "accumulate-subsample", "sliced-wasserstein", "estimator", "bandwidth"):
+        assert name in r.output, name
+
+
+BAD = [
+    ({"loop": {"n_real": -5}}, "loop.n_real"),
+    ({"sampling": {"bias": 1.5}}, "sampling.bias"),
+    ({"sampling": {"bias": 0}}, "sampling.bias"),
+    ({"replicates": "many"}, "replicates"),
+    ({"colour": "red"}, "colour"),
+    ({"loop": {"policy": "recycle"}}, "loop.policy"),
+    ({"model": {"family": "gaussian", "estimator": "bayes"}}, "model.estimator"),
+    ({"model": {"family": "nonexistent"}}, "model.family"),
+    ({"model": {"family": "gaussian", "covarianse": "full"}}, "model.covarianse"),
+    ({"data": {"source": "gaussian", "dim": 0}}, "data.dim"),
+    ({"metrics": ["not-a-metric"]}, "metrics"),
+    ({"model": {"family": "nopkg.nomod:Model"}}, "model.family"),
+]
+
+
+@pytest.mark.parametrize("patch,field", BAD)
+def test_bad_config_one_line_exit_2(tmp_path, patch, field):
+    cfg = json.loads(json.dumps(SMALL))
+    for k, v in patch.items():
+        cfg[k] = {**cfg[k], **v} if k in ("loop", "sampling") else v
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["run", str(write(tmp_path, cfg)), "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    lines = [l for l in r.output.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and field in lines[0], r.output
+    assert "Traceback" not in r.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content,problem", [
+    (None, "empty"), ("nan", "NaN"), ("inf", "inf"), ("shape", "dim"),
+])
+def test_bad_data_files(tmp_path, content, problem):
+    path = tmp_path / "data.npy"
+    if content is None:
+        np.save(path, np.zeros((0, 2)))
+    elif content == "nan":
+        x = np.zeros((10, 2)); x[3, 1] = np.nan; np.save(path, x)
+    elif content == "inf":
+        x = np.zeros((10, 2)); x[4, 0] = np.inf; np.save(path, x)
+    else:
+        np.save(path, np.zeros((4, 3, 2)))
+    cfg = {**SMALL, "data": {"source": "file", "path": str(path)}}
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["run", str(write(tmp_path, cfg)), "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    lines = [l for l in r.output.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and "data.path" in lines[0] and problem.lower() in lines[0].lower(), r.output
+    assert not out.exists()
+
+
+def test_missing_config_and_bad_yaml(tmp_path):
+    r = runner.invoke(app, ["run", str(tmp_path / "nope.yaml")])
+    assert r.exit_code == 2 and "config" in r.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [1, 2\n")
+    r = runner.invoke(app, ["run", str(bad)])
+    assert r.exit_code == 2 and "YAML" in r.output
+
+
+def test_bad_set_override(tmp_path):
+    r = runner.invoke(app, ["run", str(write(tmp_path, SMALL)), "--set", "generations"])
+    assert r.exit_code == 2 and "--set" in r.output
+
+
+def test_export_bad_format_and_dir(tmp_path):
+    r = runner.invoke(app, ["export", str(tmp_path), "--format", "xlsx"])
+    assert r.exit_code == 2 and "--format" in r.output
+    r = runner.invoke(app, ["export", str(tmp_path / "missing")])
+    assert r.exit_code == 2 and "results.sqlite" in r.output
