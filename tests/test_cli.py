@@ -78,7 +78,7 @@ BAD = [
 def test_bad_config_one_line_exit_2(tmp_path, patch, field):
     cfg = json.loads(json.dumps(SMALL))
     for k, v in patch.items():
-        cfg[k] = {**cfg[k], **v} if k in ("loop", "sampling") else v
+        cfg[k] = {**cfg.get(k, {}), **v} if k in ("loop", "sampling") else v
     out = tmp_path / "out"
     r = runner.invoke(app, ["run", str(write(tmp_path, cfg)), "--out", str(out)])
     assert r.exit_code == 2, r.output

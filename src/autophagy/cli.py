@@ -156,6 +156,37 @@ def export(directory: Path = typer.Argument(..., help="a results directory (hold
 
 
 @app.command()
+def theory(config: Path = typer.Argument(..., help="YAML or TOML config file"),
+           set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override: key.path=value (repeatable)"),
+           predict_only: bool = typer.Option(False, "--predict-only", help="print the predictions without simulating")):
+    """Closed-form predictions beside the simulation's means ± Monte-Carlo s.e.; flags |z| > 4."""
+    from . import api
+    from . import theory as th
+    from .config import load_config
+
+    try:
+        cfg, _ = load_config(config, set_)
+        if predict_only:
+            table = th.predict(cfg)
+            out_console.print(table.to_string(index=False))
+            return
+        result = api.run(cfg if not isinstance(config, Path) else config, overrides=set_)
+        table = th.compare(cfg, result.metrics)
+        t = Table(title=f"theory vs simulation: {cfg.name} (R = {cfg.replicates})")
+        for col in ("generation", "metric", "expected", "measured", "se", "z", "flag"):
+            t.add_column(col, justify="right")
+        for _, r in table.iterrows():
+            flag = "[bold red]DISAGREES[/]" if r["flag"] else "ok"
+            t.add_row(str(int(r["generation"])), str(r["metric"]), f"{r['expected']:.5g}", f"{r['measured']:.5g}",
+                      f"{r['se']:.2g}", f"{r['z']:+.2f}", flag)
+        out_console.print(t)
+        n_bad = int(table["flag"].sum())
+        out_console.print(f"{n_bad} of {len(table)} comparisons beyond 4 standard errors")
+    except AutophagyError as err:
+        _fail(err)
+
+
+@app.command()
 def components():
     """List the sources, families, policies and metrics, with their options."""
     from . import components as comp

@@ -56,6 +56,16 @@ def _modules():
             return torch.zeros((R, *shape), device=device)
         return torch.stack([(torch.rand(shape, generator=g, device=device) * 2 - 1) * bound for g in gens])
 
+    def upsample(y, size):
+        """Nearest-neighbour ×2 upsampling of ``(B, C, h, w)`` to ``size`` = (2h or 2h+1, 2w or 2w+1).
+
+        Written as expand + reshape (+ edge padding): F.interpolate is far slower on CPU here."""
+        B, C, h, w = y.shape
+        y = y[:, :, :, None, :, None].expand(B, C, h, 2, w, 2).reshape(B, C, 2 * h, 2 * w)
+        if size != (2 * h, 2 * w):
+            y = F.pad(y, (0, size[1] - 2 * w, 0, size[0] - 2 * h), mode="replicate")
+        return y
+
     class BLinear(nn.Module):
         """R independent affine maps: ``(R, B, fan_in) -> (R, B, fan_out)`` (nn.Linear's default init)."""
 
@@ -112,7 +122,7 @@ def _modules():
             R, B = x.shape[:2]
             if hasattr(self, "enc_conv"):
                 H, W = self.sizes[0]
-                y = x.reshape(R, B, H, W).transpose(0, 1)  # (B, R·1, H, W): replicate-major channels
+                y = x.reshape(R, B, H, W).transpose(0, 1).contiguous(memory_format=torch.channels_last)  # (B, R·1, H, W): replicate-major channels
                 for conv in self.enc_conv:
                     y = F.max_pool2d(F.relu(conv(y)), 2)
                 y = y.reshape(B, R, -1).transpose(0, 1)
@@ -128,9 +138,9 @@ def _modules():
             R, B = z.shape[:2]
             if self.arch == "conv":
                 h4, w4 = self.sizes[2]
-                y = F.relu(self.dec_fc[0](z)).transpose(0, 1).reshape(B, R * 2 * self.c, h4, w4)
-                y = F.relu(self.dec_conv[0](F.interpolate(y, size=self.sizes[1], mode="nearest")))
-                y = self.dec_conv[1](F.interpolate(y, size=self.sizes[0], mode="nearest"))
+                y = F.relu(self.dec_fc[0](z)).transpose(0, 1).reshape(B, R * 2 * self.c, h4, w4).contiguous(memory_format=torch.channels_last)
+                y = F.relu(self.dec_conv[0](upsample(y, self.sizes[1])))
+                y = self.dec_conv[1](upsample(y, self.sizes[0]))
                 return y.reshape(B, R, -1).transpose(0, 1)
             y = z
             for layer in self.dec_fc[:-1]:
@@ -190,7 +200,7 @@ class VAEFamily:
             "fc2", description="fc1/fc2: fully connected with 1/2 hidden layers; conv; asymmetric: conv encoder, fc2 decoder")
         latent_dim: PositiveInt = 8
         hidden: PositiveInt = Field(128, description="width of the fully connected hidden layers")
-        channels: PositiveInt = Field(16, description="conv channels (c, then 2c)")
+        channels: PositiveInt = Field(8, description="conv channels (c, then 2c)")
         kl_weight: float = Field(1.0, ge=0, description="Tarchi's λ: weight of the KL term")
         variability_weight: float = Field(0.0, ge=0, description="Tarchi's K: weight of the variability loss")
         latent_scale: float = Field(1.0, gt=0, description="std of the generation-time latent (> 1 widens: Tarchi's 1+δ)")

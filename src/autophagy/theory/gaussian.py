@@ -118,10 +118,10 @@ def replace_w2_sq(sigmas_star, n_initial: int, n_synthetic: int, generations: in
 
 
 def w2_lower_bound(t_star: float, n_initial: int, n_synthetic: int, generations: int, estimator: str = "mle",
-                   bias: float = 1.0, cov_star=None) -> np.ndarray:
+                   bias: float = 1.0) -> np.ndarray:
     """A lower bound (not a prediction) on E W₂² for a full covariance in d > 1, by Jensen's inequality:
     E tr(Σ*^{1/2}Σ_gΣ*^{1/2})^{1/2} ≤ tr(Σ*^{1/2} E[Σ_g] Σ*^{1/2})^{1/2} = √f_g tr Σ* with E Σ_g = f_g Σ*, so
-    E W₂² ≥ E||μ_g − μ*||² + t* (1 − √f_g)², f_g = a(n_0)(λ a(n_s))^g. ``cov_star`` is unused (kept for symmetry)."""
+    E W₂² ≥ E||μ_g − μ*||² + t* (1 − √f_g)², f_g = a(n_0)(λ a(n_s))^g."""
     mse = replace_mean_sq_error(t_star, n_initial, n_synthetic, generations, estimator, bias)
     f = replace_trace(1.0, n_initial, n_synthetic, generations, estimator, bias)
     return mse + t_star * (1 - np.sqrt(f)) ** 2

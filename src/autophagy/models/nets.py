@@ -1,0 +1,285 @@
+"""Small replicate-batched networks and plumbing shared by the ``ddpm`` and ``flow-matching`` families.
+
+Replicates are a batch axis (see ``docs/architecture.md``): every layer holds its R replicates'
+weights stacked along dim 0 — linear weights ``(R, in, out)`` applied with ``baddbmm``, 3×3
+convolutions ``(R, out, in, 3, 3)`` applied replicate by replicate (see ``BConv``). The training loss is the sum of the
+R per-replicate losses, so each replicate's gradient and Adam's elementwise update are exactly
+those of training it alone, and replicate r's numbers do not depend on R.
+
+* ``MLPNet``: ``(x (R, B, d), cond (R, B, c)) -> (R, B, d)``, an MLP on ``[x, cond]`` with SiLU
+  activations and the conditioning vector re-injected into every hidden layer.
+* ``ConvNet``: the same signature for flattened images ``(R, B, H*W)``: a one-level U-Net
+  (two 3×3 convs, 2×2 average pooling, two convs at half resolution, upsampling, a skip
+  connection, two convs); ``cond`` enters each stage as a per-channel bias.
+* ``time_features``: sinusoidal features of a time in [0, 1] (Vaswani et al. 2017; Ho et al. 2020).
+* ``Scaler``: the per-replicate affine map between data space and the network's space
+  (standardisation for vectors; [0, 1] -> [-1, 1] for images, with clipping back).
+* ``Draws``: per-replicate random numbers for a training loop, drawn in chunks of steps from
+  each replicate's own ``torch.Generator`` (never the global RNG).
+* ``save_checkpoint`` / ``load_checkpoint``: ``weights.pt`` (``torch.load(weights_only=True)``) and ``meta.json``.
+
+torch is imported on first use, so importing this module does not import it.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import ConfigError
+from .torch_util import require_torch
+
+_CHUNK_STEPS = 64  # training steps whose random numbers are drawn in one call per replicate
+
+
+def _modules():
+    """Module classes, defined on first use so importing this file does not import torch."""
+    torch = require_torch()
+    nn, F = torch.nn, torch.nn.functional
+
+    def uniform(gens, R, shape, bound, device):
+        if gens is None:  # weights to be filled by load_state_dict
+            return torch.zeros((R, *shape), device=device)
+        return torch.stack([(torch.rand(shape, generator=g, device=device) * 2 - 1) * bound for g in gens])
+
+    class BLinear(nn.Module):
+        """R independent affine maps ``(R, B, fan_in) -> (R, B, fan_out)`` (nn.Linear's default init)."""
+
+        def __init__(self, R, fan_in, fan_out, gens, device):
+            super().__init__()
+            bound = 1.0 / math.sqrt(fan_in)
+            self.weight = nn.Parameter(uniform(gens, R, (fan_in, fan_out), bound, device))
+            self.bias = nn.Parameter(uniform(gens, R, (1, fan_out), bound, device))
+
+        def forward(self, x):
+            return torch.baddbmm(self.bias, x, self.weight)
+
+    class BConv(nn.Module):
+        """R independent 3×3 convolutions ``(R, B, c_in, H, W) -> (R, B, c_out, H, W)``, one call per replicate.
+
+        Not one grouped convolution: oneDNN picks its algorithm by shape, so a grouped call's
+        results for replicate r would change with R (the conformance suite checks they don't).
+        """
+
+        def __init__(self, R, c_in, c_out, gens, device):
+            super().__init__()
+            bound = 1.0 / math.sqrt(c_in * 9)
+            self.weight = nn.Parameter(uniform(gens, R, (c_out, c_in, 3, 3), bound, device))
+            self.bias = nn.Parameter(uniform(gens, R, (c_out,), bound, device))
+
+        def forward(self, x):
+            return torch.stack([F.conv2d(x[r], self.weight[r], self.bias[r], padding=1) for r in range(x.shape[0])])
+
+    class MLPNet(nn.Module):
+        """``layers`` hidden layers of width ``hidden``; input ``[x, cond]``, cond added to every hidden layer."""
+
+        def __init__(self, R, d, cond_dim, hidden, layers, gens, device):
+            super().__init__()
+            self.R = R
+            self.inp = BLinear(R, d + cond_dim, hidden, gens, device)
+            self.hid = nn.ModuleList([BLinear(R, hidden, hidden, gens, device) for _ in range(layers - 1)])
+            self.emb = nn.ModuleList([BLinear(R, cond_dim, hidden, gens, device) for _ in range(layers - 1)])
+            self.out = BLinear(R, hidden, d, gens, device)
+
+        def forward(self, x, cond):
+            h = F.silu(self.inp(torch.cat([x, cond], dim=-1)))
+            for lin, emb in zip(self.hid, self.emb):
+                h = F.silu(lin(h) + emb(cond))
+            return self.out(h)
+
+    class ConvNet(nn.Module):
+        """One-level U-Net on ``image_shape`` images with ``c`` channels (2c at half resolution)."""
+
+        def __init__(self, R, image_shape, cond_dim, c, gens, device):
+            super().__init__()
+            self.R, self.shape, self.c = R, tuple(image_shape), c
+            H, W = self.shape
+            self.half = (max(1, H // 2), max(1, W // 2))
+            conv = lambda i, o: BConv(R, i, o, gens, device)  # noqa: E731 - creation order = init draw order
+            self.c1, self.c2 = conv(1, c), conv(c, c)
+            self.c3, self.c4 = conv(c, 2 * c), conv(2 * c, 2 * c)
+            self.c5, self.c6 = conv(3 * c, c), conv(c, c)
+            self.out = conv(c, 1)
+            self.e1 = BLinear(R, cond_dim, c, gens, device)
+            self.e2 = BLinear(R, cond_dim, 2 * c, gens, device)
+            self.e3 = BLinear(R, cond_dim, c, gens, device)
+
+        @staticmethod
+        def _bias(lin, cond):
+            """``cond (R, B, k) -> (R, B, C, 1, 1)`` per-channel biases."""
+            return lin(cond)[..., None, None]
+
+        @staticmethod
+        def _resize(h, size, fn):
+            """Apply a 2-D resampling ``fn`` to ``(R, B, C, H, W)`` feature maps."""
+            R, B = h.shape[:2]
+            out = fn(h.flatten(0, 1), size)
+            return out.reshape(R, B, *out.shape[1:])
+
+        def forward(self, x, cond):
+            R, B, _ = x.shape
+            H, W = self.shape
+            y = x.reshape(R, B, 1, H, W)
+            h1 = F.silu(self.c1(y) + self._bias(self.e1, cond))
+            h1 = F.silu(self.c2(h1))
+            h2 = self._resize(h1, self.half, F.adaptive_avg_pool2d)
+            h2 = F.silu(self.c3(h2) + self._bias(self.e2, cond))
+            h2 = F.silu(self.c4(h2))
+            u = self._resize(h2, self.shape, lambda z, s: F.interpolate(z, size=s, mode="nearest"))
+            h = F.silu(self.c5(torch.cat([u, h1], dim=2)) + self._bias(self.e3, cond))
+            h = F.silu(self.c6(h))
+            return self.out(h).reshape(R, B, H * W)
+
+    return MLPNet, ConvNet
+
+
+def architecture(choice: str, info, field: str = "model.architecture") -> str:
+    """Resolve ``auto`` (conv for image sources, mlp otherwise) and check that conv fits the data."""
+    shape = tuple(info.image_shape) if info.image_shape else None
+    if choice == "auto":
+        return "conv" if shape is not None and len(shape) == 2 and shape[0] * shape[1] == info.dim else "mlp"
+    if choice == "conv" and (shape is None or len(shape) != 2 or shape[0] * shape[1] != info.dim):
+        raise ConfigError(field, choice, f"mlp for non-image data (source kind {info.kind!r}, no image_shape)")
+    return choice
+
+
+def make_net(arch: str, R: int, info, cond_dim: int, hidden: int, layers: int, channels: int, gens, device: str):
+    """A fresh ``MLPNet`` or ``ConvNet`` for R replicates; ``gens`` None leaves the weights to ``load_state_dict``."""
+    MLPNet, ConvNet = _modules()
+    if arch == "conv":
+        return ConvNet(R, tuple(info.image_shape), cond_dim, channels, gens, device)
+    return MLPNet(R, info.dim, cond_dim, hidden, layers, gens, device)
+
+
+def copy_net(arch: str, R: int, info, cond_dim: int, hidden: int, layers: int, channels: int, state: dict, device: str):
+    """A network holding a copy of ``state`` (warm start, or loading a checkpoint)."""
+    net = make_net(arch, R, info, cond_dim, hidden, layers, channels, None, device)
+    net.load_state_dict({k: v.detach().clone().to(device) for k, v in state.items()})
+    return net
+
+
+def time_features(t, n: int = 16):
+    """Sinusoidal features ``(..., n)`` of times ``t (...)`` in [0, 1]; frequencies 1..1000 rad, geometric."""
+    torch = require_torch()
+    freqs = torch.exp(torch.linspace(0.0, math.log(1000.0), n // 2, device=t.device, dtype=t.dtype))
+    arg = t.unsqueeze(-1) * freqs
+    return torch.cat([torch.sin(arg), torch.cos(arg)], dim=-1)
+
+
+class Scaler:
+    """Per-replicate affine map between data space and network space: ``z = (x − shift) / scale``.
+
+    ``mode``: ``standardize`` (per-replicate, per-dimension mean and std of the training set;
+    a constant dimension keeps scale 1), ``image`` ([0, 1] -> [-1, 1]; ``inverse`` clips back
+    to [0, 1]) or ``none``. ``shift``/``scale`` are ``(R, 1, d)`` float32 arrays.
+    """
+
+    def __init__(self, mode: str, shift: np.ndarray, scale: np.ndarray):
+        self.mode, self.shift, self.scale = mode, shift.astype(np.float32), scale.astype(np.float32)
+
+    @classmethod
+    def fit(cls, mode: str, data: np.ndarray) -> "Scaler":
+        R, _, d = data.shape
+        if mode == "standardize":
+            std = data.std(axis=1, keepdims=True)
+            return cls(mode, data.mean(axis=1, keepdims=True), np.where(std > 1e-8, std, 1.0))
+        if mode == "image":
+            return cls(mode, np.full((R, 1, d), 0.5), np.full((R, 1, d), 0.5))
+        return cls(mode, np.zeros((R, 1, d)), np.ones((R, 1, d)))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.shift) / self.scale).astype(np.float32)
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        x = z.astype(np.float64) * self.scale + self.shift
+        return np.clip(x, 0.0, 1.0) if self.mode == "image" else x
+
+    def state(self) -> dict:
+        torch = require_torch()
+        return {"scaler.shift": torch.from_numpy(self.shift.copy()), "scaler.scale": torch.from_numpy(self.scale.copy())}
+
+    @classmethod
+    def from_state(cls, mode: str, tensors: dict) -> "Scaler":
+        return cls(mode, tensors.pop("scaler.shift").numpy(), tensors.pop("scaler.scale").numpy())
+
+
+def scaling_mode(option: str, info) -> str:
+    """``auto``: ``image`` for image sources (values in [0, 1]), ``standardize`` otherwise."""
+    if option != "auto":
+        return option
+    return "image" if info.kind == "image" else "standardize"
+
+
+class Draws:
+    """Per-replicate random numbers for a training loop, drawn ``_CHUNK_STEPS`` steps at a time.
+
+    ``spec`` maps a name to ``(kind, tail)`` with kind ``randint:<high>``, ``normal`` or ``uniform``;
+    ``step(i)`` returns ``{name: (R, *tail)}`` tensors for training step i. Each replicate's
+    numbers come from its own generator in a fixed order, so they do not depend on R.
+    """
+
+    def __init__(self, gens, spec: dict, device: str):
+        self.gens, self.spec, self.device = gens, spec, device
+        self._start, self._cache = None, None
+
+    def _refill(self, start: int) -> None:
+        torch = require_torch()
+        out = {}
+        for name, (kind, tail) in self.spec.items():
+            shape = (_CHUNK_STEPS, *tail)
+            if kind.startswith("randint:"):
+                high = int(kind.split(":")[1])
+                parts = [torch.randint(high, shape, generator=g, device=self.device) for g in self.gens]
+            elif kind == "normal":
+                parts = [torch.randn(shape, generator=g, device=self.device) for g in self.gens]
+            else:
+                parts = [torch.rand(shape, generator=g, device=self.device) for g in self.gens]
+            out[name] = torch.stack(parts, dim=1)  # (steps, R, *tail)
+        self._start, self._cache = start, out
+
+    def step(self, i: int) -> dict:
+        start = i - i % _CHUNK_STEPS
+        if self._start != start:
+            self._refill(start)
+        return {k: v[i - start] for k, v in self._cache.items()}
+
+
+def gather_rows(x, idx):
+    """``x (R, n, d)``, ``idx (R, B)`` -> ``(R, B, d)``."""
+    return x.gather(1, idx.unsqueeze(-1).expand(*idx.shape, x.shape[-1]))
+
+
+def save_checkpoint(path: Path, tensors: dict, meta: dict) -> None:
+    """Write ``weights.pt`` (plain tensors, loadable with ``weights_only=True``) and ``meta.json`` into ``path``."""
+    torch = require_torch()
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, path / "weights.pt")
+    (path / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+
+def load_checkpoint(path: Path, options_json: dict, dim: int, family: str) -> tuple[dict, dict]:
+    """Read ``(tensors, meta)``; the checkpoint must come from the same family, options and data dimension."""
+    torch = require_torch()
+    path = Path(path)
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        tensors = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("model", str(path), "", problem=f"not a readable {family} checkpoint ({exc})") from None
+    if meta.get("family") != family or meta.get("options") != options_json or meta.get("dim") != dim:
+        raise ConfigError("model", str(path), f"a {family} checkpoint written with the same model options and data dimension")
+    return tensors, meta
+
+
+def as_numpy_labels(labels: Optional[np.ndarray], R: int, n: int) -> Optional[np.ndarray]:
+    """Validate externally supplied labels: ``(R, n)`` non-negative integers."""
+    if labels is None:
+        return None
+    y = np.asarray(labels)
+    if y.shape != (R, n) or not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
+        raise ConfigError("labels", f"shape {y.shape}", f"non-negative integer labels of shape {(R, n)}")
+    return y.astype(np.int64)

@@ -1,0 +1,294 @@
+"""``predict(config)``: the closed-form expected trajectory of the recorded ``param.*`` metrics, and
+``compare(config, metrics)``: prediction versus simulation, with Monte-Carlo z-scores.
+
+Which formula serves which configuration (see docs/theory.md):
+
+==================  =========================================  ==========================================
+family              policies / options                         metrics (``param.``) and source
+==================  =========================================  ==========================================
+gaussian            any policy, synthetic_from last|all,        mean_sq_error, trace_cov (``moments``)
+                    reference-mix correction, control lineage
+gaussian            replace, last, no correction, Gaussian      + logdet_cov (``gaussian.replace_logdet``),
+                    source                                      w2_sq if d = 1 or diag with diagonal Σ*
+kde (numeric h)     as gaussian                                 mean_sq_error, trace_cov (``moments``)
+categorical         replace, last, no correction, λ = 1 or K=2  gini_simpson, support_size, entropy, tv
+                                                                (``categorical``: Wright–Fisher marginals)
+categorical         any policy, λ = 1, no smoothing             gini_simpson (``moments`` with h = 0)
+linear-regression   replace|augment|fresh|accumulate, last,     test_error, noise_var (``regression``)
+                    n_synthetic = n_real = n_initial
+==================  =========================================  ==========================================
+
+Everything else raises ``NoClosedForm`` with the reason; metrics a configuration records but that
+have no closed form for it are left out and listed in ``frame.attrs["omitted"]``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Config, expand, load_config
+from ..errors import AutophagyError
+from . import categorical as cat
+from . import gaussian as gauss
+from . import regression as reg
+from .moments import MomentSpec, propagate
+
+MAX_CATEGORICAL_N = 3000  # the Wright–Fisher matrices are (n + 1)²
+
+
+class NoClosedForm(AutophagyError):
+    """This configuration has no closed-form prediction; ``str(err)`` says why."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"no closed form: {reason}")
+
+
+def _family_options(cfg: Config, info) -> Any:
+    """The family's validated ``Options`` (bad values raise ConfigError naming ``model.<field>``)."""
+    from pydantic import ValidationError
+
+    from .. import components
+    from ..config import from_validation_error
+
+    cls = components.resolve("family", cfg.model.family, "model.family")
+    try:
+        return components.options_model(cls).model_validate(dict(cfg.model.model_extra or {}))
+    except ValidationError as err:
+        raise from_validation_error(err, "model") from None
+
+
+def _source_info(cfg: Config, base_dir):
+    from ..api import build_source
+
+    return build_source(cfg, base_dir).info
+
+
+def _moments_of_truth(truth) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(mean, cov) of the source: published directly, or from Gaussian-mixture ``components``."""
+    mean, cov = truth.get("mean"), truth.get("cov")
+    if cov is None and truth.get("components") is not None:
+        w, mus, covs = (np.asarray(a, dtype=float) for a in truth["components"])
+        mix_mean = (w[:, None] * mus).sum(0)
+        second = (w[:, None, None] * (covs + mus[:, :, None] * mus[:, None, :])).sum(0)
+        cov = second - np.outer(mix_mean, mix_mean)
+        mean = mix_mean if mean is None else mean
+    return (None if mean is None else np.asarray(mean, float)), (None if cov is None else np.asarray(cov, float))
+
+
+def _correction(cfg: Config) -> tuple[float, str, int]:
+    """(t = γ/(1+γ), reference, n_reference) of a reference-mix correction, or raise NoClosedForm."""
+    if not cfg.correction:
+        return 0.0, "source", 1000
+    from ..correction import build  # validates the block
+
+    method = cfg.correction.get("method")
+    if method != "reference-mix":
+        raise NoClosedForm(f"correction.method = {method!r} moves samples by a data-dependent map; only "
+                           "reference-mix (Gillman et al.'s π_γ) has a closed form")
+    opts = build(cfg.correction, None).opts
+    return opts.fraction(), opts.reference, opts.n_reference
+
+
+def _spec(cfg: Config, lineage: str, **kw) -> MomentSpec:
+    loop = cfg.loop
+    t, ref, n_ref = _correction(cfg)
+    return MomentSpec(n_initial=loop.initial, n_real=loop.n_real, n_synthetic=loop.synthetic,
+                      generations=cfg.generations, policy=loop.policy, bias=cfg.sampling.bias,
+                      synthetic_from=loop.synthetic_from, correction_t=t, reference=ref, n_reference=n_ref,
+                      lineage=lineage, **kw)
+
+
+def _plain_replace(cfg: Config, lineage: str) -> str | None:
+    """None if this is the plain fully synthetic loop, else why not."""
+    if lineage != "loop":
+        return "the real-only control lineage"
+    if cfg.loop.policy != "replace":
+        return f"loop.policy = {cfg.loop.policy!r} (only replace)"
+    if cfg.loop.synthetic_from != "last":
+        return "synthetic_from = 'all'"
+    if cfg.correction:
+        return "a correction"
+    return None
+
+
+def _gaussian(cfg, info, lineage, out, omitted):
+    opts = _family_options(cfg, info)
+    mean, cov = _moments_of_truth(info.truth or {})
+    if cov is None:
+        raise NoClosedForm(f"data.source = {cfg.data.source!r} publishes no covariance (info.truth['cov'])")
+    t_star, d = float(np.trace(cov)), cov.shape[0]
+    est, diag = opts.estimator, opts.covariance == "diag"
+    m = propagate(_spec(cfg, lineage, trace_star=t_star, family="gaussian", estimator=est, dim=d))
+    out["trace_cov"] = m["trace_cov"]
+    if (info.truth or {}).get("mean") is not None:
+        out["mean_sq_error"] = m["mean_sq_error"]
+    why = _plain_replace(cfg, lineage)
+    if why is None and not (info.truth or {}).get("gaussian"):
+        why = "a non-Gaussian source"
+    if why is not None:
+        omitted["logdet_cov"] = f"closed form only for the plain replace loop on a Gaussian source, not with {why}"
+        omitted["w2_sq"] = omitted["logdet_cov"]
+        return
+    n0, ns, G, lam = cfg.loop.initial, cfg.loop.synthetic, cfg.generations, cfg.sampling.bias
+    if min(n0, ns) - 1 >= (1 if diag else d):
+        star = float(np.log(np.diag(cov)).sum()) if diag else float(np.linalg.slogdet(cov)[1])
+        out["logdet_cov"] = gauss.replace_logdet(star, d, n0, ns, G, est, lam, diag)
+    else:
+        omitted["logdet_cov"] = "a singular fitted covariance (n − 1 < d): log det = −inf"
+    if d == 1 or (diag and np.allclose(cov, np.diag(np.diag(cov)))):
+        out["w2_sq"] = gauss.replace_w2_sq(np.sqrt(np.diag(cov)), n0, ns, G, est, lam)
+    else:
+        omitted["w2_sq"] = ("E tr(Σ*^½ Σ_g Σ*^½)^½ has no closed form for a full covariance in d > 1 "
+                            "(theory.gaussian.w2_lower_bound gives Jensen's lower bound)")
+
+
+def _kde(cfg, info, lineage, out, omitted):
+    opts = _family_options(cfg, info)
+    if isinstance(opts.bandwidth, str):
+        raise NoClosedForm(f"model.bandwidth = {opts.bandwidth!r} is recomputed from each generation's data; "
+                           "only a fixed numeric bandwidth has a closed form")
+    mean, cov = _moments_of_truth(info.truth or {})
+    if cov is None:
+        raise NoClosedForm(f"data.source = {cfg.data.source!r} publishes no covariance (info.truth['cov'])")
+    m = propagate(_spec(cfg, lineage, trace_star=float(np.trace(cov)), family="kde", h=float(opts.bandwidth),
+                        dim=cov.shape[0]))
+    out["trace_cov"] = m["trace_cov"]
+    if (info.truth or {}).get("mean") is not None:
+        out["mean_sq_error"] = m["mean_sq_error"]
+    omitted["logdet_cov"] = "log det of a KDE's covariance is not linear in second moments"
+
+
+def _categorical(cfg, info, lineage, out, omitted):
+    opts = _family_options(cfg, info)
+    probs = (info.truth or {}).get("probs")
+    if probs is None:
+        raise NoClosedForm("the source publishes no category probabilities (info.truth['probs'])")
+    p = np.asarray(probs, dtype=float)
+    K = opts.categories or info.n_categories or p.size
+    p = np.pad(p, (0, max(0, K - p.size)))
+    alpha, lam = float(opts.smoothing), cfg.sampling.bias
+    n_big = max(cfg.loop.initial, cfg.loop.synthetic)
+    if _plain_replace(cfg, lineage) is None and (lam == 1.0 or K == 2) and n_big <= MAX_CATEGORICAL_N:
+        out.update(cat.replace_metrics(p, cfg.loop.initial, cfg.loop.synthetic, cfg.generations, alpha, lam))
+        return
+    if lam != 1.0 or alpha != 0.0:
+        raise NoClosedForm("categorical loops other than the plain replace loop need sampling.bias = 1 and "
+                           "model.smoothing = 0 (sharpening p^(1/λ) and smoothing are non-linear in the counts); "
+                           "the replace loop needs λ = 1 or K = 2")
+    t, ref, _ = _correction(cfg)
+    if t > 0 and ref != "source":
+        raise NoClosedForm("correction.reference = 'fitted' fits a Gaussian to tokens")
+    m = propagate(_spec(cfg, lineage, trace_star=float(1 - (p ** 2).sum()), family="kde", h=0.0, dim=K))
+    out["gini_simpson"] = m["trace_cov"]
+    for name in ("support_size", "entropy", "tv"):
+        omitted[name] = "only the Wright–Fisher replace loop gives this metric in closed form"
+
+
+def _regression(cfg, info, lineage, out, omitted):
+    opts = _family_options(cfg, info)
+    truth = info.truth or {}
+    loop = cfg.loop
+    if lineage != "loop" or cfg.correction:
+        raise NoClosedForm("linear regression: no closed form with a correction or for the control lineage")
+    if loop.policy not in ("replace", "augment", "fresh", "accumulate") or loop.synthetic_from != "last":
+        raise NoClosedForm(f"linear regression: loop.policy = {loop.policy!r} / synthetic_from = "
+                           f"{loop.synthetic_from!r} changes the design; closed forms exist for replace, augment, "
+                           "fresh and accumulate with synthetic_from = last")
+    if not (loop.initial == loop.n_real == loop.synthetic):
+        raise NoClosedForm("linear regression: the closed form needs n_initial = n_real = n_synthetic "
+                           "(synthetic labels are drawn at the fixed design)")
+    design_std = truth.get("design_std", (cfg.data.model_extra or {}).get("design_std"))
+    if design_std is None or truth.get("noise_std") is None:
+        raise NoClosedForm("the source publishes no design_std / noise_std")
+    if truth.get("design") not in (None, "gaussian"):
+        raise NoClosedForm(f"design {truth.get('design')!r}: E tr(XᵀX)^-1 is known for Gaussian designs only")
+    d = info.dim - 1 if truth.get("n_features") is None else int(truth["n_features"])
+    n = loop.n_real
+    if n <= d + 1:
+        raise NoClosedForm(f"E tr(XᵀX)^-1 is infinite for n_real = {n} <= d + 1 = {d + 1}")
+    tau = reg.design_trace_inverse(n, d, float(design_std))
+    sigma = float(truth["noise_std"])
+    sigma_m = opts.noise_std
+    G, lam = cfg.generations, cfg.sampling.bias
+    out["test_error"] = reg.expected_test_error(loop.policy, G, tau, sigma, sigma_m or sigma, lam)
+    out["noise_var"] = np.full(G + 1, float(sigma_m or sigma) ** 2)
+
+
+_FAMILIES = {"gaussian": _gaussian, "kde": _kde, "categorical": _categorical, "linear-regression": _regression}
+
+
+def _predict_one(cfg: Config, base_dir, lineage: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    if cfg.curation and (cfg.curation.get("method") != "random-k" or cfg.model.family == "linear-regression"):
+        # random-k keeps a uniform subset of iid candidates, which is again iid: the law of the batch is unchanged
+        raise NoClosedForm(f"curation.method = {cfg.curation.get('method')!r} selects synthetic samples by a "
+                           "data-dependent rule (cherry-picking); only random-k (Gaussian, KDE, categorical) keeps "
+                           "the law of the synthetic batch")
+    handler = _FAMILIES.get(cfg.model.family)
+    if handler is None:
+        raise NoClosedForm(f"model.family = {cfg.model.family!r} is fitted numerically (closed forms exist for "
+                           + ", ".join(_FAMILIES) + ")")
+    info = _source_info(cfg, base_dir)
+    out: dict[str, np.ndarray] = {}
+    omitted: dict[str, str] = {}
+    handler(cfg, info, lineage, out, omitted)
+    return out, omitted
+
+
+def predict(config: Any) -> pd.DataFrame:
+    """Expected ``param.*`` metrics per generation: columns ``generation, metric, expected, run_id``.
+
+    ``config``: a dict, a YAML/TOML path or a ``Config``. Grids give one block per grid point and
+    ``loop.control`` a second block for the real-only lineage, keyed by ``run_id`` exactly as
+    ``autophagy.run`` names runs. ``frame.attrs["omitted"]`` maps recorded metrics without a closed form
+    to the reason. Raises ``NoClosedForm`` when no metric of the configuration has one.
+    """
+    cfg, base_dir = load_config(config)
+    rows, omitted, reasons = [], {}, []
+    for c in expand(cfg):
+        for lineage in ("loop", "control") if c.loop.control else ("loop",):
+            run_id = c.hash() + ("-control" if lineage == "control" else "")
+            try:
+                values, why = _predict_one(c, base_dir, lineage)
+            except NoClosedForm as err:
+                reasons.append(err.reason)
+                continue
+            omitted.update({f"param.{k}": v for k, v in why.items()})
+            for name, arr in values.items():
+                for g, v in enumerate(np.asarray(arr, dtype=float)):
+                    rows.append((g, f"param.{name}", v, run_id))
+    if not rows:
+        raise NoClosedForm("; ".join(dict.fromkeys(reasons)) or "nothing to predict")
+    frame = pd.DataFrame(rows, columns=["generation", "metric", "expected", "run_id"])
+    frame.attrs["omitted"] = omitted
+    return frame
+
+
+def compare(config: Any, metrics: pd.DataFrame, threshold: float = 4.0) -> pd.DataFrame:
+    """Prediction against a simulation's long metrics frame (``Result.metrics``).
+
+    Columns: ``generation, metric, expected, measured`` (mean over replicates), ``se`` (std/√R), ``z`` =
+    (measured − expected)/se, ``flag`` = |z| > ``threshold``, ``run_id``, ``replicates``. Deterministic metrics
+    (se = 0) get z = 0 when they agree to 1e-9 (relative) and ±inf otherwise.
+    """
+    pred = predict(config)
+    keys = ["run_id", "generation", "metric"]
+    df = metrics[metrics.metric.isin(pred.metric.unique())]
+    stats = df.groupby(keys)["value"].agg(measured="mean", std="std", replicates="count").reset_index()
+    if not set(stats.run_id) & set(pred.run_id) and stats.run_id.nunique() == 1 and pred.run_id.nunique() == 1:
+        stats["run_id"] = pred.run_id.iloc[0]  # a frame from a renamed or hand-built run: match by position
+    out = pred.merge(stats, on=keys, how="inner")
+    out["se"] = out["std"].fillna(0.0) / np.sqrt(out["replicates"])
+    diff = out["measured"] - out["expected"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = diff / out["se"]
+    close = np.abs(diff) <= 1e-9 * np.maximum(1.0, np.abs(out["expected"]))
+    out["z"] = np.where(out["se"] > 0, z, np.where(close, 0.0, np.sign(diff) * math.inf))
+    out["flag"] = ~(np.abs(out["z"]) <= threshold)
+    cols = ["generation", "metric", "expected", "measured", "se", "z", "flag", "run_id", "replicates"]
+    result = out[cols].sort_values(["run_id", "metric", "generation"]).reset_index(drop=True)
+    result.attrs["omitted"] = pred.attrs.get("omitted", {})
+    return result
