@@ -229,3 +229,15 @@ def test_classifier_reward_prefers_the_class_on_real_digits():
     out = run({"method": "top-k", "reward": "classifier", "class": 7, "oversample": 10}, x, info=info)
     kept = [np.flatnonzero((x[0] == o).all(1))[0] for o in out[0]]
     assert (d.target[:400][kept] == 7).mean() > 0.8  # 7s are ~10% of the candidates
+
+
+def infinite_reward(x):
+    r = np.zeros(x.shape[:2])
+    r[:, 1::4] = np.inf
+    return r
+
+
+def test_bradley_terry_with_infinite_rewards_picks_those():
+    x = cands(3, 40)
+    out = run({"method": "bradley-terry", "reward": f"{__name__}:infinite_reward", "k": 4}, x)
+    np.testing.assert_array_equal(out, x[:, 1::4])

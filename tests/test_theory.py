@@ -237,7 +237,8 @@ def test_compare_flags_a_wrong_prediction():
                                                              ("mle", "full", 2, "auto"), ("unbiased", "diag", 2, "off"),
                                                              ("mle", "diag", 3, "auto")])
 def test_gaussian_replace_all_metrics(estimator, covariance, dim, stats):
-    cov = {1: [[2.0]], 2: [[2.0, 0.0], [0.0, 0.5]] if covariance == "diag" else COV2, 3: None}[dim]
+    cov = {1: [[2.0]], 2: [[2.0, 0.0], [0.0, 0.5]] if covariance == "diag" else COV2,
+           3: [[2.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]]}[dim]  # d = 3: correlated, so no W2
     cfg = gauss(R=3000, G=6, dim=dim, cov=cov, family={"family": "gaussian", "estimator": estimator, "covariance": covariance},
                 n_initial=12, n_real=7, n_synthetic=6, sufficient_stats=stats)
     cmp, res = assert_agrees(cfg)

@@ -52,17 +52,23 @@ class _Progress:
 
 
 def _final_table(result, metrics: list[str]) -> Table:
-    table = Table(title="where each loop ends up (mean ± s.e. over replicates)")
+    from rich.markup import escape
+
+    from .report.plots import short_label as _label
+
+    last = int(result.metrics.generation.max())
+    table = Table(title=f"where each loop ends up: generation 0 -> {last} (mean ± s.e. over replicates)")
     table.add_column("run")
     for m in metrics:
-        table.add_column(f"{m}\ngen 0", justify="right")
-        table.add_column("last gen", justify="right")
+        table.add_column(m, justify="right")
     rows: dict = {}
     for m in metrics:
         for _, r in result.final(m).iterrows():
-            rows.setdefault(r["run_id"], [r["name"]]).extend([f"{r['gen0']:.4g}", f"{r['final']:.4g} ± {r['final_se']:.2g}"])
-    for cells in rows.values():
-        table.add_row(*cells)
+            label = _label(r["name"]) + (" (control)" if r["lineage"] == "control" else "")
+            rows.setdefault(r["run_id"], [escape(label)]).append(f"{r['gen0']:.3g} -> {r['final']:.3g} ± {r['final_se']:.1g}")
+    for run_id in result.runs.run_id:  # study order, not hash order
+        if run_id in rows:
+            table.add_row(*rows[run_id])
     return table
 
 
@@ -127,7 +133,7 @@ def demo(out: Path = typer.Option(Path("results/demo"), "--out", "-o", help="res
     try:
         preset = resources.files("autophagy") / "presets" / "demo.yaml"
         with resources.as_file(preset) as path:
-            _run_and_report(path, out, None, None, plot_metric="sliced-wasserstein")
+            _run_and_report(path, out, None, ["sliced-wasserstein", "precision", "recall"], plot_metric="recall")
     except AutophagyError as err:
         _fail(err)
 

@@ -88,7 +88,7 @@ class MetricsConfig(_Strict):
             for item in value["use"] or ():
                 if isinstance(item, str):
                     items.append({"name": item})
-                elif isinstance(item, dict) and "name" in item:
+                elif isinstance(item, dict) and "name" in item and not set(item) <= {"name", "options"}:
                     items.append({"name": item["name"], "options": {k: v for k, v in item.items() if k != "name"}})
                 else:
                     items.append(item)

@@ -181,7 +181,11 @@ class NearestPrototype(Corrector):
             raise ConfigError("correction.k", opts.k, f"at most correction.n_reference ({opts.n_reference}) centroids")
 
     def _centroids(self, streams: Streams) -> np.ndarray:
+        import warnings
+
         from sklearn.cluster import KMeans
+        from sklearn.exceptions import ConvergenceWarning
+        from threadpoolctl import threadpool_limits
 
         o = self.opts
         if o.per_class:
@@ -191,11 +195,15 @@ class NearestPrototype(Corrector):
         x = np.asarray(x, dtype=float)
         seeds = [int(g.integers(2 ** 31 - 1)) for g in streams.child("kmeans").generators()]
         out = []
-        for r in range(x.shape[0]):
-            groups = [x[r]] if y is None else [x[r][y[r] == c] for c in np.unique(y[r])]
-            cents = [KMeans(n_clusters=min(o.k, len(g)), n_init=o.n_init, random_state=seeds[r]).fit(g).cluster_centers_
-                     for g in groups]
-            out.append(np.concatenate(cents, axis=0))
+        # tiny per-replicate problems: threads only add overhead; duplicate points (resampled
+        # sources) may leave fewer distinct clusters than k, which is harmless here
+        with threadpool_limits(limits=1), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for r in range(x.shape[0]):
+                groups = [x[r]] if y is None else [x[r][y[r] == c] for c in np.unique(y[r])]
+                cents = [KMeans(n_clusters=min(o.k, len(g)), n_init=o.n_init, random_state=seeds[r]).fit(g).cluster_centers_
+                         for g in groups]
+                out.append(np.concatenate(cents, axis=0))
         K = max(len(c) for c in out)  # pad ragged (per-class) sets by repeating a centroid: nearest is unchanged
         return np.stack([np.concatenate([c, np.repeat(c[:1], K - len(c), 0)]) for c in out])
 

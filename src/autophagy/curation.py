@@ -117,6 +117,8 @@ class BradleyTerryCurator:
         m = _per_slot(cands, K, "bradley-terry")
         R, _, d = cands.shape
         logits = _rewards(self.reward, cands, model).reshape(R, m, K) / self.opts.temperature
+        inf = np.isposinf(logits)  # slots with +inf rewards: uniform among those candidates
+        logits = np.where(inf.any(-1, keepdims=True), np.where(inf, 0.0, -np.inf), logits)
         top = logits.max(-1, keepdims=True)
         top = np.where(np.isfinite(top), top, 0.0)
         w = np.exp(logits - top)

@@ -109,13 +109,13 @@ def validate(x: np.ndarray, shown: str, columns: Optional[list[int]]) -> np.ndar
         x = x[:, list(columns)]
     x = x.astype(np.float64)
     problems = []
-    for what, mask in (("NaN", np.isnan(x)), ("inf", np.isinf(x))):
+    for what, mask in (("NaN or missing", np.isnan(x)), ("inf", np.isinf(x))):
         if mask.any():
             rows = np.flatnonzero(mask.any(axis=1))
-            problems.append(f"{int(mask.sum())} {what} value(s) in {len(rows)} row(s), first in row {int(rows[0])}")
+            problems.append(f"{int(mask.sum())} {what} value(s) in {len(rows)} row(s) (first: row {int(rows[0])})")
     if problems:
-        raise DataError("data.path", shown, "contains " + " and ".join(problems) + " (rows counted from 0); "
-                        "remove or impute them")
+        raise DataError("data.path", shown, "contains " + " and ".join(problems) + "; rows count from 0. "
+                        "Remove or impute them")
     if x.shape[0] < 2:
         raise DataError("data.path", shown, f"need at least 2 rows, found {x.shape[0]}")
     return x

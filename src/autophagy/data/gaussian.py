@@ -14,16 +14,34 @@ Sampling: x = μ + z Lᵀ with Σ = L Lᵀ (Cholesky) and z ~ N(0, I) from ``str
 """
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
-from pydantic import Field, FiniteFloat, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, FiniteFloat, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from ..errors import ConfigError
 from ..options import Options
 from ..protocols import SourceInfo
 from ..rng import Streams
+
+
+def number_or_list(value: Any, field: str, positive: bool = False) -> Any:
+    """Check a raw option that is one number or a non-empty list of numbers (finite; > 0 if ``positive``).
+
+    Run as a ``mode="before"`` validator so a bad value gets one ConfigError naming ``field``
+    instead of pydantic's report on each branch of the ``Union``.
+    """
+    is_list = isinstance(value, (list, tuple))
+    items = list(value) if is_list else [value]
+    ok = bool(items) and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+                             and (v > 0 or not positive) for v in items)
+    if not ok:
+        kind = "positive" if positive else "finite"
+        raise ConfigError(field, list(value) if is_list else value, f"a {kind} number or a list of {kind} numbers")
+    return value
 
 
 def cholesky_spd(cov: np.ndarray, field: str) -> np.ndarray:
@@ -54,6 +72,11 @@ class GaussianSource:
         cov: Optional[list[list[FiniteFloat]]] = Field(None, description="Σ: a symmetric positive-definite d x d matrix")
         std: Optional[Union[PositiveFloat, list[PositiveFloat]]] = Field(
             None, description="per-coordinate standard deviation(s), Σ = diag(std²); exclusive with cov")
+
+        @field_validator("mean", "std", mode="before")
+        @classmethod
+        def _numbers(cls, value, info):
+            return value if value is None else number_or_list(value, f"data.{info.field_name}", info.field_name == "std")
 
         @model_validator(mode="after")
         def _consistent(self):

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 import numpy as np
-from pydantic import Field, FiniteFloat, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, FiniteFloat, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from ..errors import ConfigError
 from ..options import Options
 from ..protocols import SourceInfo
 from ..rng import Streams
+from .gaussian import number_or_list
 
 
 def mixture_moments(weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,6 +83,11 @@ class MixtureSource:
         std: Union[PositiveFloat, list[PositiveFloat]] = Field(0.2, description="component std σ, or one per component")
         weights: Optional[list[FiniteFloat]] = Field(None, description="mixing weights (positive; normalised)")
         imbalance: Optional[float] = Field(None, gt=0, le=1, description="r: weights ∝ r^k (exclusive with weights)")
+
+        @field_validator("std", mode="before")
+        @classmethod
+        def _std(cls, value):
+            return number_or_list(value, "data.std", positive=True)
 
         @model_validator(mode="after")
         def _consistent(self):

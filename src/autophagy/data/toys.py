@@ -27,16 +27,19 @@ returns the class (or blob) of each point alongside.
 """
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import Literal, Optional, Union
 
 import numpy as np
-from pydantic import Field, FiniteFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import (Field, FiniteFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator,
+                      model_validator)
 
 from ..errors import ConfigError
 from ..options import Options
 from ..protocols import SourceInfo
 from ..rng import Streams, generator, role_id
+from .gaussian import number_or_list
 from .mixtures import mixture_moments, sample_isotropic
 
 _NODES = 64  # Gauss–Legendre nodes per parameter: exact for polynomials of degree 127
@@ -158,6 +161,25 @@ class BlobsSource:
         dim: Optional[PositiveInt] = Field(None, description="d (default 2, or the width of a centres list)")
         center_box: tuple[FiniteFloat, FiniteFloat] = Field((-10.0, 10.0), description="box for random centres")
         center_seed: NonNegativeInt = Field(0, description="seed of the (fixed) random centres; not the run's seed")
+
+        @field_validator("cluster_std", mode="before")
+        @classmethod
+        def _std(cls, value):
+            return number_or_list(value, "data.cluster_std", positive=True)
+
+        @field_validator("centers", mode="before")
+        @classmethod
+        def _centers(cls, value):
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
+                return value
+            if isinstance(value, (list, tuple)) and value and all(isinstance(c, (list, tuple)) for c in value):
+                try:
+                    for c in value:
+                        number_or_list(c, "data.centers")
+                    return value
+                except ConfigError:
+                    pass
+            raise ConfigError("data.centers", value, "a positive integer or a K x d list of centres")
 
         @model_validator(mode="after")
         def _consistent(self):
