@@ -73,15 +73,13 @@ def test_shapes_dtypes_determinism_and_replicate_independence(tmp_path):
         assert not np.array_equal(a[0], a[1]), name  # replicates are independent chains
 
 
-def test_sources_match_the_component_table():
-    from autophagy.data import categorical, files, gaussian, mixtures, regression, toys
+def test_every_source_declares_frozen_options():
+    from autophagy.options import Options
 
-    assert components.SOURCES["gaussian"].endswith(gaussian.GaussianSource.__name__)
-    for mod, names in [(mixtures, ["MixtureSource"]), (categorical, ["CategoricalSource"]),
-                       (regression, ["RegressionSource"]), (files, ["FileSource"]),
-                       (toys, ["MoonsSource", "CirclesSource", "SwissRollSource", "BlobsSource"])]:
-        for n in names:
-            assert hasattr(mod, n)
+    for name in [*VECTOR_SOURCES, "file"]:
+        cls = components.resolve("source", name, "data.source")
+        assert issubclass(cls.Options, Options), name
+        assert components.SOURCES[name].startswith("autophagy.data."), name
 
 
 # --------------------------------------------------------------------------- gaussian

@@ -334,3 +334,79 @@ def test_regression_predictions(policy):
            "model": {"family": "linear-regression"}, "loop": {"policy": policy, "n_real": 12}, "sampling": {"bias": 1.0}}
     cmp, _ = assert_agrees(cfg)
     assert "param.test_error" in set(cmp.metric)
+
+
+@pytest.mark.parametrize("bias,noise_std", [(0.5, None), (1.0, 0.8)])
+def test_regression_bias_and_model_noise(bias, noise_std):
+    model = {"family": "linear-regression", **({"noise_std": noise_std} if noise_std else {})}
+    cfg = {"seed": 9, "replicates": 2000, "generations": 5,
+           "data": {"source": "linear-regression", "dim": 2, "noise_std": 0.5, "design_std": 1.5},
+           "model": model, "loop": {"policy": "accumulate", "n_real": 9}, "sampling": {"bias": bias}}
+    assert_agrees(cfg)
+
+
+def test_regression_replace_with_estimated_noise():
+    """σ re-estimated from residuals each generation: E||ŵ_g − w*||² = σ²τ Σ_k λ^k (driving the family directly)."""
+    from autophagy.models.regression import RegressionFamily
+    from autophagy.protocols import SourceInfo
+    from autophagy.rng import Streams
+
+    R, n, d, sigma, lam, G = 3000, 10, 2, 0.7, 0.6, 4
+    fam = RegressionFamily(RegressionFamily.Options(), SourceInfo(dim=d + 1, kind="regression", truth={"n_features": d}))
+    X = Streams(1, R, -1, "design").normal(n, d)
+    y = X @ np.ones(d) + sigma * Streams(1, R, -1, "labels").normal(n)
+    model = fam.fit(np.concatenate([X, y[..., None]], -1), None)
+    errors = [((model.w - 1) ** 2).sum(-1)]
+    for g in range(1, G + 1):
+        model = fam.fit(model.sample(n, Streams(1, R, g, "sample"), bias=lam), None)
+        errors.append(((model.w - 1) ** 2).sum(-1))
+    errors = np.array(errors).T
+    expected = theory.replace_test_error_estimated_noise(G, theory.design_trace_inverse(n, d), sigma, lam)
+    assert np.all(np.abs(errors.mean(0) - expected) < Z * errors.std(0, ddof=1) / math.sqrt(R))
+
+
+def test_mixture_source_moments_and_grid_runs():
+    """Only μ* and tr Σ* of the source enter the moment predictions: a Gaussian mixture is predicted too."""
+    cfg = {"seed": 10, "replicates": 1500, "generations": 4, "data": {"source": "mixture", "layout": "ring", "n_components": 4},
+           "model": {"family": "gaussian"}, "loop": {"n_real": 10, "n_synthetic": 15},
+           "grid": {"loop.policy": ["replace", "fresh"]}}
+    cmp, _ = assert_agrees(cfg)
+    assert cmp.run_id.nunique() == 2
+    assert "param.logdet_cov" in theory.predict(cfg).attrs["omitted"]
+
+
+def test_augment_conditional_on_one_real_set():
+    """A single fixed real set shared by all replicates: the loop settles at the conditional fixed point."""
+    from autophagy.models.gaussian import GaussianFamily
+    from autophagy.protocols import SourceInfo
+    from autophagy.rng import Streams
+
+    R, n_r, n_s, lam, G = 3000, 6, 9, 0.7, 40
+    info = SourceInfo(dim=2, truth={"mean": np.zeros(2), "cov": np.eye(2), "gaussian": True})
+    fam = GaussianFamily(GaussianFamily.Options(estimator="unbiased"), info)
+    real = np.broadcast_to(Streams(3, 1, -1, "real").normal(n_r, 2), (R, n_r, 2))
+    model = fam.fit(real, None)
+    for g in range(1, G + 1):
+        model = fam.fit(np.concatenate([real, model.sample(n_s, Streams(3, R, g, "s"), bias=lam)], 1), None)
+    c = real[0] - real[0].mean(0)
+    T, M = theory.augment_conditional_fixed_point(float((c ** 2).sum()), float((real[0].mean(0) ** 2).sum()),
+                                                  n_r, n_s, lam, "unbiased")
+    tr = np.trace(model.cov, axis1=1, axis2=2)
+    mse = (model.mean ** 2).sum(1)
+    for values, expected in ((tr, T), (mse, M)):
+        assert abs(values.mean() - expected) < Z * values.std(ddof=1) / math.sqrt(R)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["fresh", "augment"])
+def test_stationary_moments_at_high_precision(policy):
+    """Long runs with many replicates: the simulated loop sits at the closed-form fixed point."""
+    cfg = gauss(policy, R=20000, G=60, dim=1, cov=[[3.0]], n_real=5, n_synthetic=20,
+                family={"family": "gaussian", "estimator": "unbiased"})
+    cfg["sampling"]["bias"] = 0.9
+    res = autophagy.run(cfg)
+    fixed = theory.fresh_fixed_point if policy == "fresh" else theory.augment_fixed_point
+    T, M = fixed(5, 20, 0.9, "unbiased", 3.0)
+    for metric, expected in (("param.trace_cov", T), ("param.mean_sq_error", M)):
+        v = per_generation(res, metric)[:, -1]
+        assert abs(v.mean() - expected) < 4 * v.std(ddof=1) / math.sqrt(len(v))

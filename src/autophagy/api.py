@@ -77,6 +77,23 @@ def build(cfg: Config, base_dir: Path = Path("."), control: bool = False) -> Pla
     return Plan(cfg, source, family, specs, curator, corrector, control)
 
 
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Stack runs' frames; run_id and metric stay categorical (over the union of categories)."""
+    if not frames:
+        return long_frame("", {})
+    if len(frames) == 1:
+        return frames[0]
+    from pandas.api.types import union_categoricals
+
+    cols = {}
+    for col in ("run_id", "metric"):
+        cols[col] = union_categoricals([pd.Categorical(f[col]) for f in frames])
+    out = pd.concat([f.drop(columns=["run_id", "metric"]) for f in frames], ignore_index=True)
+    out.insert(0, "run_id", cols["run_id"])
+    out.insert(3, "metric", cols["metric"])
+    return out
+
+
 @dataclass
 class Result:
     """What a call to ``run`` produced.
@@ -149,7 +166,7 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
             store.save(info, frame)
         frames.append(frame)
         runs.append(info)
-    metrics = pd.concat(frames, ignore_index=True) if frames else long_frame("", {})
+    metrics = _concat(frames)
     result = Result(metrics, pd.DataFrame(runs), Path(out) if out is not None else None, reused)
     if store:
         store.export("csv")

@@ -25,7 +25,7 @@ TOP_LEVEL = ("name", "seed", "replicates", "generations", "data", "model", "loop
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
 
 
 class LoopConfig(_Strict):
@@ -99,7 +99,7 @@ class MetricsConfig(_Strict):
 class Component(BaseModel):
     """``data:`` / ``model:`` / ``curation:`` / ``correction:`` blocks: a name plus free options."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, ser_json_inf_nan="constants")
 
     def options(self, exclude: str) -> dict[str, Any]:
         return {k: v for k, v in (self.model_extra or {}).items()}

@@ -84,7 +84,8 @@ def parse_options(name: str, options: dict) -> Any:
     """Validate a metric's options; unknown keys and bad values raise ``ConfigError``."""
     cls = OPTIONS[name]
     for key in options:
-        if key not in cls.model_fields:
+        names = {f.alias or n for n, f in cls.model_fields.items()} | set(cls.model_fields)
+        if key not in names:
             valid = ", ".join(cls.model_fields) or "no options"
             raise ConfigError(f"metrics.{name}", key, f"one of {valid}" if cls.model_fields else valid)
     try:
@@ -477,6 +478,15 @@ METRICS: dict[str, Callable[..., dict]] = {
     "mmd": mmd, "prd": prd, "vendi": vendi, "tv": tv, "kl": kl, "heldout-nll": heldout_nll,
     "variance-ratio": variance_ratio, "mode-coverage": mode_coverage, "tail-mass": tail_mass,
 }
+
+# Domain metrics live beside their domains (rewards/physics, images); one table serves them all.
+from .domain_metrics import DOMAIN_METRICS, DOMAIN_OPTIONS  # noqa: E402
+from .image_metrics import IMAGE_METRIC_OPTIONS, IMAGE_METRICS  # noqa: E402
+
+METRICS.update(DOMAIN_METRICS)
+METRICS.update(IMAGE_METRICS)
+OPTIONS.update(DOMAIN_OPTIONS)
+OPTIONS.update(IMAGE_METRIC_OPTIONS)
 
 
 def _check_names(specs) -> None:

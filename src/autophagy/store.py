@@ -31,20 +31,26 @@ RUN_COLUMNS = ["run_id", "name", "hash", "lineage", "config", "seconds"]
 
 
 def long_frame(run_id: str, values: dict[str, np.ndarray]) -> pd.DataFrame:
-    """``{metric: (G+1, R)}`` -> long DataFrame with columns run_id, replicate, generation, metric, value."""
-    parts = []
-    for metric, arr in values.items():
-        G1, R = arr.shape
-        parts.append(pd.DataFrame({
-            "run_id": run_id,
-            "replicate": np.tile(np.arange(R), G1),
-            "generation": np.repeat(np.arange(G1), R),
-            "metric": metric,
-            "value": arr.reshape(-1),
-        }))
-    if not parts:
-        return pd.DataFrame(columns=METRIC_COLUMNS)
-    return pd.concat(parts, ignore_index=True)
+    """``{metric: (G+1, R)}`` -> long DataFrame with columns run_id, replicate, generation, metric, value.
+
+    Built in one piece with categorical run_id/metric columns: with R = 10,000 and 100
+    generations a frame holds millions of rows, and repeating strings would dominate the run.
+    """
+    if not values:
+        return pd.DataFrame({c: pd.Series(dtype=float if c == "value" else object) for c in METRIC_COLUMNS})
+    names = list(values)
+    shapes = {values[k].shape for k in names}
+    if len(shapes) != 1:
+        raise ValueError(f"metrics have different shapes: {shapes}")
+    G1, R = shapes.pop()
+    per = G1 * R
+    return pd.DataFrame({
+        "run_id": pd.Categorical.from_codes(np.zeros(per * len(names), dtype=np.int8), categories=[run_id]),
+        "replicate": np.tile(np.arange(R), G1 * len(names)),
+        "generation": np.tile(np.repeat(np.arange(G1), R), len(names)),
+        "metric": pd.Categorical.from_codes(np.repeat(np.arange(len(names)), per), categories=names),
+        "value": np.concatenate([np.asarray(values[k], dtype=float).reshape(-1) for k in names]),
+    })
 
 
 class Store:

@@ -45,7 +45,7 @@ one-hot vectors: tr Σ* = 1 − Σ p*², and tr(scatter)/n = 1 − Σ p̂² is `
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Optional
 
 import numpy as np
@@ -132,7 +132,6 @@ class MomentSpec:
     reference: Literal["source", "fitted"] = "source"
     n_reference: int = 1000
     lineage: Literal["loop", "control"] = "loop"
-    extra: dict = field(default_factory=dict)
 
 
 def _fit(spec: MomentSpec, gram: Gram, groups: list[Group], subsample: Optional[int] = None) -> Fitted:
