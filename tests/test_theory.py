@@ -61,6 +61,14 @@ def test_bertrand_alpha_is_the_gamma_function_factor():
                                theory.bertrand_alpha(10) ** np.arange(1, 6), rtol=1e-12)
 
 
+def test_kde_replace_closed_form_matches_the_moment_engine():
+    m = propagate(MomentSpec(6, 6, 8, 50, 2.5, family="kde", h=0.3, dim=2, bias=0.7))
+    np.testing.assert_allclose(m["trace_cov"], theory.kde_replace_trace(2.5, 0.3, 2, 6, 8, 50, 0.7), rtol=1e-12)
+    np.testing.assert_allclose(m["mean_sq_error"], theory.kde_replace_mean_sq_error(2.5, 0.3, 2, 6, 8, 50, 0.7), rtol=1e-12)
+    limit = 0.7 * 0.09 * 2 * (8 - 1) + 0.09 * 2  # no collapse: the kernel refills what resampling removes
+    assert m["trace_cov"][-1] == pytest.approx(limit, rel=1e-2)
+
+
 @pytest.mark.parametrize("estimator", ["mle", "unbiased"])
 def test_fresh_and_augment_recursions_match_the_moment_engine(estimator):
     fresh = propagate(MomentSpec(4, 6, 9, 8, 2.0, policy="fresh", estimator=estimator, bias=0.7))

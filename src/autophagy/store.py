@@ -46,11 +46,11 @@ def long_frame(run_id: str, values: dict[str, np.ndarray]) -> pd.DataFrame:
     per = G1 * R
     return pd.DataFrame({
         "run_id": pd.Categorical.from_codes(np.zeros(per * len(names), dtype=np.int8), categories=[run_id]),
-        "replicate": np.tile(np.arange(R), G1 * len(names)),
-        "generation": np.tile(np.repeat(np.arange(G1), R), len(names)),
+        "replicate": np.tile(np.arange(R, dtype=np.int32), G1 * len(names)),
+        "generation": np.tile(np.repeat(np.arange(G1, dtype=np.int32), R), len(names)),
         "metric": pd.Categorical.from_codes(np.repeat(np.arange(len(names)), per), categories=names),
         "value": np.concatenate([np.asarray(values[k], dtype=float).reshape(-1) for k in names]),
-    })
+    }, copy=False)
 
 
 class Store:

@@ -76,10 +76,14 @@ class GaussianModel:
         """``(R, m, d)`` draws from N(μ, λΣ) (MAD's sampling bias λ = ``bias``)."""
         R, d = self.mean.shape
         z = streams.normal(m, d)
-        if self.diag:
+        if self.diag or d == 1:  # in place: this is the hot path of large replicate studies
             sd = np.sqrt(np.clip(np.diagonal(self.cov, axis1=-2, axis2=-1), 0.0, None))
-            return self.mean[:, None, :] + math.sqrt(bias) * z * sd[:, None, :]
-        return self.mean[:, None, :] + math.sqrt(bias) * (z @ np.swapaxes(self.factor, -1, -2))
+            z *= math.sqrt(bias) * sd[:, None, :]
+        else:
+            z = z @ np.swapaxes(self.factor, -1, -2)
+            z *= math.sqrt(bias)
+        z += self.mean[:, None, :]
+        return z
 
     def exact_refit(self, n: int, streams: Streams, bias: float = 1.0, estimator: Optional[str] = None) -> "GaussianModel":
         """The model that refitting on ``n`` fresh samples of this one (bias λ) would give, drawn from its exact law.

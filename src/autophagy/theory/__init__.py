@@ -9,7 +9,7 @@ Public API::
 
 Submodules hold the formulas, each documented with its source (paper and equation, or "derived here"):
 ``gaussian`` (replace loop: trace, E σ, log det, W₂²; fresh and augment recursions and fixed points),
-``moments`` (exact mean/trace propagation for every policy), ``effective`` (MAD's effective sample size and
+``moments`` (exact mean/trace propagation for every policy), ``kde`` (the KDE replace loop), ``effective`` (MAD's effective sample size and
 admissible n_s), ``categorical`` (Wright–Fisher), ``regression`` (Gerstgrasser et al.), ``stability``
 (Bertrand et al.'s Theorem 1, Gillman et al.'s Theorem 4.3, the Gaussian reference-mix factor).
 See docs/theory.md.
@@ -21,6 +21,7 @@ from .effective import (admissible_synthetic, effective_sample_size, fisher_dist
 from .gaussian import (augment_conditional_fixed_point, augment_fixed_point, augment_recursion, bertrand_alpha,
                        fresh_fixed_point, fresh_recursion, fresh_trajectory, replace_logdet, replace_mean_sq_error,
                        replace_std, replace_trace, replace_w2_sq, w2_lower_bound)
+from .kde import kde_replace_mean_sq_error, kde_replace_pool_trace, kde_replace_trace
 from .moments import MomentSpec, propagate
 from .predict import NoClosedForm, compare, predict
 from .regression import accumulate_bound, design_trace_inverse, expected_test_error, replace_test_error_estimated_noise
@@ -30,6 +31,7 @@ from .stability import (bertrand_max_ratio, bertrand_rate, bertrand_stable, fini
 __all__ = [
     "predict", "compare", "NoClosedForm", "MomentSpec", "propagate",
     "replace_trace", "replace_mean_sq_error", "replace_std", "replace_logdet", "replace_w2_sq", "w2_lower_bound",
+    "kde_replace_trace", "kde_replace_pool_trace", "kde_replace_mean_sq_error",
     "bertrand_alpha", "fresh_recursion", "fresh_fixed_point", "fresh_trajectory", "augment_recursion",
     "augment_fixed_point", "augment_conditional_fixed_point",
     "effective_sample_size", "admissible_synthetic", "fresh_fourth_moments", "fresh_limit_moments",

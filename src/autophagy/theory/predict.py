@@ -18,7 +18,9 @@ linear-regression   replace|augment|fresh|accumulate, last,     test_error, nois
                     n_synthetic = n_real = n_initial
 ==================  =========================================  ==========================================
 
-Everything else raises ``NoClosedForm`` with the reason; metrics a configuration records but that
+Curation ``random-k`` keeps a uniform subset of iid candidates, which is again iid, so it is
+predicted as no curation (not for regression, where it scrambles the design). Everything else
+raises ``NoClosedForm`` with the reason; metrics a configuration records but that
 have no closed form for it are left out and listed in ``frame.attrs["omitted"]``.
 """
 from __future__ import annotations
@@ -122,6 +124,8 @@ def _gaussian(cfg, info, lineage, out, omitted):
         raise NoClosedForm(f"data.source = {cfg.data.source!r} publishes no covariance (info.truth['cov'])")
     t_star, d = float(np.trace(cov)), cov.shape[0]
     est, diag = opts.estimator, opts.covariance == "diag"
+    if est == "unbiased" and min(cfg.loop.initial, cfg.loop.synthetic, cfg.loop.n_real) < 2:
+        raise NoClosedForm("the unbiased estimator needs at least two points per training set")
     m = propagate(_spec(cfg, lineage, trace_star=t_star, family="gaussian", estimator=est, dim=d))
     out["trace_cov"] = m["trace_cov"]
     if (info.truth or {}).get("mean") is not None:
@@ -175,7 +179,7 @@ def _categorical(cfg, info, lineage, out, omitted):
     if _plain_replace(cfg, lineage) is None and (lam == 1.0 or K == 2) and n_big <= MAX_CATEGORICAL_N:
         out.update(cat.replace_metrics(p, cfg.loop.initial, cfg.loop.synthetic, cfg.generations, alpha, lam))
         return
-    if lam != 1.0 or alpha != 0.0:
+    if (lam != 1.0 and lineage == "loop") or alpha != 0.0:  # the control lineage draws no biased samples
         raise NoClosedForm("categorical loops other than the plain replace loop need sampling.bias = 1 and "
                            "model.smoothing = 0 (sharpening p^(1/λ) and smoothing are non-linear in the counts); "
                            "the replace loop needs λ = 1 or K = 2")
