@@ -129,3 +129,16 @@ def test_export_bad_format_and_dir(tmp_path):
     assert r.exit_code == 2 and "--format" in r.output
     r = runner.invoke(app, ["export", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "results.sqlite" in r.output
+
+
+def test_theory_command_compares_and_refuses_without_closed_form(tmp_path):
+    cfg = {"seed": 0, "replicates": 400, "generations": 3, "data": {"source": "gaussian", "dim": 1},
+           "model": {"family": "gaussian"}, "loop": {"policy": "replace", "n_real": 20}}
+    r = runner.invoke(app, ["theory", str(write(tmp_path, cfg))])
+    assert r.exit_code == 0, r.output
+    assert "param.trace_cov" in r.output and "comparisons beyond 4 standard errors" in r.output
+    r = runner.invoke(app, ["theory", str(write(tmp_path, cfg)), "--predict-only"])
+    assert r.exit_code == 0 and "expected" in r.output
+    gmm = {**cfg, "model": {"family": "gmm", "components": 2}}
+    r = runner.invoke(app, ["theory", str(write(tmp_path, gmm, "g.yaml"))])
+    assert r.exit_code == 2 and "closed form" in r.output.lower(), r.output

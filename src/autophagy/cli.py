@@ -172,8 +172,8 @@ def theory(config: Path = typer.Argument(..., help="YAML or TOML config file"),
 
     try:
         cfg, _ = load_config(config, set_)
+        table = th.predict(cfg)  # fails fast when no closed form exists
         if predict_only:
-            table = th.predict(cfg)
             out_console.print(table.to_string(index=False))
             return
         result = api.run(cfg if not isinstance(config, Path) else config, overrides=set_)

@@ -146,12 +146,21 @@ class Config(_Strict):
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+_TYPE_TAGS = {"float", "int", "str", "bool", "list", "dict", "tuple", "none", "is-instance", "json-or-python"}
+
+
+def _is_union_tag(part: str) -> bool:
+    """pydantic puts union branches and validator kinds in ``loc`` (``constrained-float``, ``literal['a']``,
+    ``function-after[...]``); field names are identifiers, so anything else is a tag to drop."""
+    return part in _TYPE_TAGS or "[" in part or "-" in part
+
+
 def _format_loc(loc: tuple) -> str:
     parts = []
     for p in loc:
         if isinstance(p, int):
             parts[-1] = f"{parts[-1]}[{p}]" if parts else f"[{p}]"
-        elif p in ("function-after", "function-before", "function-wrap") or str(p).startswith(("function-", "literal[")):
+        elif _is_union_tag(str(p)):
             continue
         else:
             parts.append(str(p))
@@ -159,24 +168,31 @@ def _format_loc(loc: tuple) -> str:
 
 
 def from_validation_error(err: ValidationError, prefix: str = "") -> ConfigError:
-    """Turn pydantic's (first) error into our one-line ConfigError."""
-    first = err.errors(include_url=False)[0]
+    """Turn pydantic's first error into our one-line ConfigError (union branches merged with "or")."""
+    errors = err.errors(include_url=False)
+    first = errors[0]
     field = _format_loc(tuple(first.get("loc", ())))
-    if prefix:
-        field = f"{prefix}.{field}" if field != "config" else prefix
     ctx_err = (first.get("ctx") or {}).get("error")
     if isinstance(ctx_err, ConfigError):
         return ctx_err
-    msg = first.get("msg", "invalid value")
+    if prefix:
+        field = f"{prefix}.{field}" if field != "config" else prefix
     value = first.get("input")
     if isinstance(value, dict):
         value = "{...}"
     if first.get("type") == "extra_forbidden":
         return ConfigError(field, value, "", problem="unknown option (check the spelling; `autophagy components` lists the options)")
-    for lead in ("Value error, ", "Input should be ", "input should be "):
-        if msg.startswith(lead):
-            msg = msg[len(lead):]
-    return ConfigError(field, value, msg)
+    msgs = []
+    for e in errors:
+        if _format_loc(tuple(e.get("loc", ()))) != _format_loc(tuple(first.get("loc", ()))):
+            continue
+        msg = e.get("msg", "invalid value")
+        for lead in ("Value error, ", "Input should be ", "input should be "):
+            if msg.startswith(lead):
+                msg = msg[len(lead):]
+        if msg not in msgs:
+            msgs.append(msg)
+    return ConfigError(field, value, " or ".join(msgs))
 
 
 def _read(path: Path) -> dict[str, Any]:
