@@ -187,7 +187,7 @@ def test_variability_is_exact_mean_pairwise_mse():
     out = im.variability(x, x)
     np.testing.assert_allclose(out["variability"], brute)
     np.testing.assert_allclose(out["variability-ratio"], 1.0)
-    assert np.all(im.variability(x, np.repeat(x[:, :1], 30, axis=1))["variability"] == 0)
+    np.testing.assert_allclose(im.variability(x, np.repeat(x[:, :1], 30, axis=1))["variability"], 0, atol=1e-20)
 
 
 def test_distribution_difference_detects_shift():
@@ -218,7 +218,8 @@ def test_digit_metrics_separate_real_from_collapsed(features, cache_dir):
     cd = im.class_distribution(ref, ones, **kw)
     assert np.all(cd["class-distribution"] > 0.8) and np.all(cd["class-entropy"] < 0.3)
     cd_real = im.class_distribution(ref, smp, **kw)
-    assert np.all(cd_real["class-distribution"] < 0.1) and np.all(cd_real["class-entropy"] > 2.2)
+    # two independent samples of 400: E TV ≈ ½ Σ_k sqrt(2/π · 2 p_k (1 − p_k) / 400) ≈ 0.085 for p_k ≈ 0.1; allow 2x
+    assert np.all(cd_real["class-distribution"] < 0.17) and np.all(cd_real["class-entropy"] > 2.2)
     pr_real, pr_ones = im.digit_precision_recall(ref, smp, **kw), im.digit_precision_recall(ref, ones, **kw)
     assert np.all(pr_real["digit-recall"] > 0.6) and np.all(pr_real["digit-precision"] > 0.6)
     assert np.all(pr_ones["digit-recall"] < 0.3)

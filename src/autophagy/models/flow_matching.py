@@ -8,7 +8,8 @@ A velocity field v_θ(x, t) is regressed onto the conditional Gaussian path of L
 
 ``sigma_min`` = σ_min (0 gives the rectified-flow interpolant of Liu et al. 2023).
 ``coupling: ot`` pairs each minibatch's noise and data by an exact optimal-transport assignment
-(squared Euclidean cost, POT's ``ot.emd``) before regressing — the minibatch OT-CFM of Tong et
+(squared Euclidean cost; the problem POT's ``ot.emd`` solves, here as a linear assignment, see
+``ot_pairing``) before regressing — the minibatch OT-CFM of Tong et
 al. (2024) and Pooladian et al. (2023), which straightens the paths; ``independent`` pairs
 them at random. Samples integrate dx/dt = v_θ(x, t) from t = 0 to 1 with ``steps`` Euler or
 Heun (2nd order) steps of ``solver``.
@@ -43,18 +44,20 @@ _STAT_STEPS = 100
 
 
 def ot_pairing(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
-    """Exact OT assignment between two equal-size point sets ``(B, d)``: ``perm`` with x0[i] ↔ x1[perm[i]].
+    """Exact minibatch OT between two equal-size point sets ``(B, d)``: ``perm`` with x0[i] ↔ x1[perm[i]].
 
-    With uniform weights on both sides the optimal plan of ``ot.emd`` (a network-simplex vertex)
-    is a permutation matrix divided by B, so the row-wise argmax recovers the assignment.
+    With uniform weights on both sides the Kantorovich problem solved by POT's ``ot.emd`` has a
+    permutation matrix / B among its optimal plans (Birkhoff–von Neumann), so it is the linear
+    assignment problem; we solve that with scipy's ``linear_sum_assignment`` (Jonker–Volgenant),
+    ~20× faster than ``ot.emd`` at B = 128 and the same optimal cost (checked in the tests).
     """
-    import ot
+    from scipy.optimize import linear_sum_assignment
 
-    B = x0.shape[0]
     cost = ((x0[:, None, :] - x1[None, :, :]) ** 2).sum(-1)
-    w = np.full(B, 1.0 / B)
-    plan = ot.emd(w, w, cost)
-    return plan.argmax(axis=1)
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.empty(len(rows), dtype=np.int64)
+    perm[rows] = cols
+    return perm
 
 
 class FlowMatchingModel:
@@ -113,7 +116,7 @@ class FlowMatchingFamily:
         batch_size: PositiveInt = 128
         lr: float = Field(2e-3, gt=0)
         coupling: Literal["independent", "ot"] = Field(
-            "independent", description="noise-data pairing per minibatch: random, or exact OT (ot.emd; Tong et al. 2024)")
+            "independent", description="noise-data pairing per minibatch: random, or exact minibatch OT (Tong et al. 2024)")
         sigma_min: float = Field(0.0, ge=0, lt=1, description="σ_min of Lipman et al.'s OT path (0: rectified flow)")
         solver: Literal["euler", "heun"] = Field("euler", description="ODE solver for sampling")
         steps: PositiveInt = Field(50, description="solver steps from t = 0 to 1")
