@@ -109,7 +109,7 @@ def test_npz_uint8_flattened_with_labels(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, size=(20, 16), dtype=np.uint8)
     np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(20) % 3)
-    src = ImageFileSource(ImageFileSource.Options(path=str(tmp_path / "d.npz"), key="x_train", labels_key="y_train"))
+    src = ImageFileSource(ImageFileSource.Options(path=str(tmp_path / "d.npz"), labels_key="y_train"))  # key inferred
     assert src.info.image_shape == (4, 4) and src.info.truth["labels_available"]
     np.testing.assert_allclose(src.pool, x / 255.0)
     xs, ys = src.sample_labeled(30, S(2))
@@ -120,7 +120,8 @@ def test_npz_uint8_flattened_with_labels(tmp_path):
 
 @pytest.mark.parametrize("case, field", [
     ("missing", "data.path"), ("nan", "data.path"), ("range", "data.path"), ("key", "data.key"),
-    ("shape", "data.path"), ("flat", "data.image_shape"), ("labels", "data.labels_key"), ("corrupt", "data.path")])
+    ("shape", "data.path"), ("flat", "data.image_shape"), ("labels", "data.labels_key"), ("corrupt", "data.path"),
+    ("several", "data.key")])
 def test_image_file_errors(tmp_path, case, field):
     opts = {"path": "d.npz"}
     if case == "nan":
@@ -141,6 +142,8 @@ def test_image_file_errors(tmp_path, case, field):
     elif case == "labels":
         np.savez(tmp_path / "d.npz", x=np.zeros((3, 4, 4)), y=np.zeros(2, int))
         opts["labels_key"] = "y"
+    elif case == "several":
+        np.savez(tmp_path / "d.npz", a=np.zeros((3, 4, 4)), b=np.zeros((3, 4, 4)))
     elif case == "corrupt":
         (tmp_path / "d.npz").write_bytes(b"not a zip file")
     with pytest.raises((DataError, ConfigError)) as err:

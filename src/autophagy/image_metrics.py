@@ -130,7 +130,7 @@ def distribution_difference(reference, samples, *, model=None, info=None, stream
     (likewise columns); when the source's law is unknown, the reference's histogram replaces it.
     Returns ``distribution-difference`` (mean of the two), ``-row``, ``-col`` and
     ``cluster-concentration``, each ``(R,)``. With m samples, even a perfect model scores about
-    ½ Σ_k sqrt(2 p_k / (π m)) (sampling noise), so compare across generations, not to 0.
+    ½ Σ_k sqrt(2 p_k (1 − p_k) / (π m)) (sampling noise), so compare across generations, not to 0.
     """
     o = _parse("distribution-difference", options)
     y = _floats(samples, "samples")

@@ -125,7 +125,7 @@ class ImageFileSource:
 
     class Options(Options):
         path: str = Field(..., description="a folder of .png files or an .npz file (relative paths: to the config)")
-        key: Optional[str] = Field(None, description="array name in the .npz (default: its only or first array)")
+        key: Optional[str] = Field(None, description="array name in the .npz (default: its only array besides labels_key)")
         labels_key: Optional[str] = Field(None, description="array of integer labels in the .npz (optional)")
         image_shape: Optional[tuple[PositiveInt, PositiveInt]] = Field(
             None, description="(H, W) for an .npz of flattened (N, H*W) rows; inferred when square")
@@ -181,7 +181,12 @@ class ImageFileSource:
             raise DataError("data.path", o.path, f"not a readable .npz file ({type(exc).__name__}: {exc})") from None
         if not arrays:
             raise DataError("data.path", o.path, "the .npz file holds no arrays")
-        key = o.key if o.key is not None else next(iter(arrays))
+        key = o.key
+        if key is None:  # as the file source: the only array (besides the labels), else name one
+            names = [k for k in arrays if k != o.labels_key]
+            if len(names) != 1:
+                raise DataError("data.key", None, f"{o.path} holds several arrays ({', '.join(arrays)}): name one in data.key")
+            key = names[0]
         if key not in arrays:
             raise DataError("data.key", key, f"one of the arrays in {o.path}: {', '.join(arrays)}")
         x = arrays[key]

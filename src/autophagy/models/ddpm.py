@@ -30,8 +30,9 @@ self-guided diffusion), for labelled image sources (``info.truth['labels_availab
 request; ``fit(..., labels=(R, n))`` takes explicit labels instead.
 
 Warm start (``loop.warm_start``): ``fit(data, streams, init=model)`` copies the previous
-generation's weights and data scaling and fine-tunes them for ``train_steps`` steps with a fresh
-Adam (the iterative fine-tuning of Bertrand et al. 2024 and Gillman et al. 2024).
+generation's weights and data scaling and fine-tunes them with a fresh Adam for
+``finetune_steps`` steps (default ``train_steps``): the iterative fine-tuning of Bertrand et al.
+(2024) and Gillman et al. (2024).
 
 Randomness: each replicate's initial weights, minibatches, times, noise, label dropout and
 sampling draws come from its own torch generator seeded from ``streams.generators()``.
@@ -178,6 +179,7 @@ class DDPMFamily:
     """The ``ddpm`` family: ``fit`` trains R diffusion models on ``(R, n, d)`` data (images flattened)."""
 
     batched = True
+    has_log_prob = False  # sample-only models: heldout-nll is rejected before a run starts
 
     class Options(Options):
         timesteps: PositiveInt = Field(100, description="T, the number of diffusion steps")
@@ -187,6 +189,8 @@ class DDPMFamily:
         layers: PositiveInt = Field(3, description="MLP hidden layers")
         channels: PositiveInt = Field(16, description="conv channels (c, and 2c at half resolution)")
         train_steps: PositiveInt = Field(2000, description="Adam steps per fit (the training budget; Fu et al.'s early stopping)")
+        finetune_steps: Optional[PositiveInt] = Field(
+            None, description="Adam steps when fine-tuning the previous generation (loop.warm_start); default train_steps")
         batch_size: PositiveInt = 128
         lr: float = Field(2e-3, gt=0)
         sampler: Literal["ddpm", "ddim"] = Field("ddpm", description="ancestral (Ho et al.) or deterministic DDIM (Song et al.)")
@@ -199,7 +203,9 @@ class DDPMFamily:
         scaling: Literal["auto", "standardize", "image", "none"] = Field(
             "auto", description="auto: image ([0,1] -> [-1,1], clipped) for image sources, else per-replicate standardize")
         device: Literal["auto", "cpu", "cuda"] = "auto"
-        threads: Optional[PositiveInt] = Field(None, description="torch intra-op threads (default: all CPUs given)")
+        threads: Optional[PositiveInt] = Field(
+            1, description="torch intra-op threads; null = all CPUs given. 1 by default: these networks are small, "
+                           "and extra threads spin and stall when other processes share the cores")
 
     def __init__(self, options: "DDPMFamily.Options", info: SourceInfo):
         o = self.options = options
@@ -259,7 +265,7 @@ class DDPMFamily:
 
         seeds = [int(g.integers(2 ** 31 - 1)) for g in streams.child("labels").generators()]
         K = min(self.K, n)
-        return np.stack([KMeans(n_clusters=K, n_init=3, random_state=s).fit(x).labels_ for x, s in zip(data, seeds)])
+        return np.stack([KMeans(n_clusters=K, n_init=3, random_state=s).fit(x).labels_ for x, s in zip(data, seeds)]).astype(np.int64)
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, data: np.ndarray, streams: Streams, init: Optional[DDPMModel] = None, labels=None) -> DDPMModel:
@@ -285,7 +291,8 @@ class DDPMFamily:
             net = nets.make_net(self.arch, R, self.info, self.cond_dim, o.hidden, o.layers, o.channels, gens, self.device)
         x = torch.from_numpy(scaler.forward(data)).to(self.device)
         y = torch.from_numpy(y_np).to(self.device) if y_np is not None else None
-        loss_tail = self._train(net, x, y, gens)
+        steps = (o.finetune_steps or o.train_steps) if init is not None else o.train_steps
+        loss_tail = self._train(net, x, y, gens, steps)
         net.eval()
         class_probs = None
         if y_np is not None:
@@ -293,7 +300,7 @@ class DDPMFamily:
             class_probs = counts / counts.sum(1, keepdims=True)
         return DDPMModel(self, net, scaler, class_probs, {"train_loss": loss_tail})
 
-    def _train(self, net, x, y, gens) -> np.ndarray:
+    def _train(self, net, x, y, gens, steps: int) -> np.ndarray:
         """Adam on the summed per-replicate losses; returns the mean loss over the last steps ``(R,)``."""
         torch = require_torch()
         o = self.options
@@ -307,9 +314,9 @@ class DDPMFamily:
         s1m = torch.as_tensor(np.sqrt(1 - self.alpha_bar), dtype=torch.float32, device=self.device)
         opt = torch.optim.Adam(net.parameters(), lr=o.lr, foreach=True)
         tail = torch.zeros(R, device=self.device)
-        first_tail = max(0, o.train_steps - _STAT_STEPS)
+        first_tail = max(0, steps - _STAT_STEPS)
         net.train()
-        for step in range(o.train_steps):
+        for step in range(steps):
             r = draws.step(step)
             x0 = nets.gather_rows(x, r["idx"])
             t = r["t"]
@@ -324,7 +331,7 @@ class DDPMFamily:
             opt.step()
             if step >= first_tail:
                 tail += loss.detach()
-        return (tail / (o.train_steps - first_tail)).cpu().double().numpy()
+        return (tail / (steps - first_tail)).cpu().double().numpy()
 
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, model: DDPMModel, path: Path) -> None:

@@ -19,9 +19,10 @@ velocity field the flow is affine, so the samples then have covariance λΣ (MAD
 sampling bias); in general λ < 1 concentrates samples towards the modes of the learnt flow.
 
 Warm start (``loop.warm_start``): ``fit(data, streams, init=model)`` copies the previous
-generation's weights and data scaling and fine-tunes them for ``train_steps`` steps with a fresh
-Adam (iterative fine-tuning, Bertrand et al. 2024). Each replicate draws its initial weights,
-minibatches, noise and times from its own torch generator (``streams.generators()``).
+generation's weights and data scaling and fine-tunes them with a fresh Adam for
+``finetune_steps`` steps (default ``train_steps``): iterative fine-tuning (Bertrand et al. 2024).
+Each replicate draws its initial weights, minibatches, noise and times from its own torch
+generator (``streams.generators()``).
 """
 from __future__ import annotations
 
@@ -106,6 +107,7 @@ class FlowMatchingFamily:
     """The ``flow-matching`` family: ``fit`` trains R velocity fields on ``(R, n, d)`` data (images flattened)."""
 
     batched = True
+    has_log_prob = False  # sample-only models: heldout-nll is rejected before a run starts
 
     class Options(Options):
         architecture: Literal["auto", "mlp", "conv"] = Field("auto", description="auto: conv for image sources, else mlp")
@@ -113,6 +115,8 @@ class FlowMatchingFamily:
         layers: PositiveInt = Field(3, description="MLP hidden layers")
         channels: PositiveInt = Field(16, description="conv channels (c, and 2c at half resolution)")
         train_steps: PositiveInt = Field(2000, description="Adam steps per fit (the training budget)")
+        finetune_steps: Optional[PositiveInt] = Field(
+            None, description="Adam steps when fine-tuning the previous generation (loop.warm_start); default train_steps")
         batch_size: PositiveInt = 128
         lr: float = Field(2e-3, gt=0)
         coupling: Literal["independent", "ot"] = Field(
@@ -123,7 +127,9 @@ class FlowMatchingFamily:
         scaling: Literal["auto", "standardize", "image", "none"] = Field(
             "auto", description="auto: image ([0,1] -> [-1,1], clipped) for image sources, else per-replicate standardize")
         device: Literal["auto", "cpu", "cuda"] = "auto"
-        threads: Optional[PositiveInt] = Field(None, description="torch intra-op threads (default: all CPUs given)")
+        threads: Optional[PositiveInt] = Field(
+            1, description="torch intra-op threads; null = all CPUs given. 1 by default: these networks are small, "
+                           "and extra threads spin and stall when other processes share the cores")
 
     def __init__(self, options: "FlowMatchingFamily.Options", info: SourceInfo):
         self.options, self.info = options, info
@@ -152,11 +158,12 @@ class FlowMatchingFamily:
             scaler = nets.Scaler.fit(self.scaling, data)
             net = nets.make_net(self.arch, R, self.info, self.cond_dim, o.hidden, o.layers, o.channels, gens, self.device)
         x = torch.from_numpy(scaler.forward(data)).to(self.device)
-        stats = {"train_loss": self._train(net, x, gens)}
+        steps = (o.finetune_steps or o.train_steps) if init is not None else o.train_steps
+        stats = {"train_loss": self._train(net, x, gens, steps)}
         net.eval()
         return FlowMatchingModel(self, net, scaler, stats)
 
-    def _train(self, net, x, gens) -> np.ndarray:
+    def _train(self, net, x, gens, steps: int) -> np.ndarray:
         """Adam on the summed per-replicate losses; returns the mean loss over the last steps ``(R,)``."""
         torch = require_torch()
         o = self.options
@@ -166,9 +173,9 @@ class FlowMatchingFamily:
                            self.device)
         opt = torch.optim.Adam(net.parameters(), lr=o.lr, foreach=True)
         tail = torch.zeros(R, device=self.device)
-        first_tail = max(0, o.train_steps - _STAT_STEPS)
+        first_tail = max(0, steps - _STAT_STEPS)
         net.train()
-        for step in range(o.train_steps):
+        for step in range(steps):
             r = draws.step(step)
             x1, x0, t = nets.gather_rows(x, r["idx"]), r["x0"], r["t"]
             if o.coupling == "ot":
@@ -184,7 +191,7 @@ class FlowMatchingFamily:
             opt.step()
             if step >= first_tail:
                 tail += loss.detach()
-        return (tail / (o.train_steps - first_tail)).cpu().double().numpy()
+        return (tail / (steps - first_tail)).cpu().double().numpy()
 
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, model: FlowMatchingModel, path: Path) -> None:

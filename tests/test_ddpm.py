@@ -1,0 +1,268 @@
+"""The ``ddpm`` family: conformance, closed-form oracles for the schedule and sampler, guidance,
+labels, warm start, checkpoints and config errors. Tiny networks and budgets; fixed seeds."""
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from autophagy.api import build  # noqa: E402
+from autophagy.config import expand, load_config  # noqa: E402
+from autophagy.errors import ConfigError  # noqa: E402
+from autophagy.metrics import prd  # noqa: E402
+from autophagy.models.ddpm import DDPMFamily, DDPMModel, beta_schedule, mixture_labels  # noqa: E402
+from autophagy.models.nets import Scaler  # noqa: E402
+from autophagy.protocols import SourceInfo  # noqa: E402
+from autophagy.rng import Streams  # noqa: E402
+from autophagy.testing import check_family  # noqa: E402
+
+TINY = dict(train_steps=30, timesteps=20, hidden=16, layers=2, batch_size=16)
+MEANS = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
+RING3 = SourceInfo(dim=2, truth={"components": (np.full(3, 1 / 3), MEANS, np.stack([0.04 * np.eye(2)] * 3))})
+
+
+def mixture_data(R, n, seed=1, std=0.2):
+    s = Streams(seed, R, -1, "data")
+    k = s.integers(3, n)
+    return MEANS[k] + std * s.child("noise").normal(n, 2), k
+
+
+def family(info=RING3, **kw):
+    return DDPMFamily(DDPMFamily.Options(**{**TINY, **kw}), info)
+
+
+# ---------------------------------------------------------------------------------- conformance
+def test_conformance_mlp_ancestral():
+    data = Streams(0, 3, -1, "data").normal(60, 2) * [1.0, 2.0] + 1.0
+    check_family(family(SourceInfo(dim=2)), data, SourceInfo(dim=2), m=20, m_bias=200)
+
+
+def test_conformance_conv_ddim():
+    info = SourceInfo(dim=16, kind="image", image_shape=(4, 4))
+    data = Streams(0, 3, -1, "data").uniform(40, 16)
+    fam = DDPMFamily(DDPMFamily.Options(train_steps=15, timesteps=10, channels=4, batch_size=8, sampler="ddim",
+                                        ddim_steps=5), info)
+    assert fam.arch == "conv"
+    check_family(fam, data, info, m=10, m_bias=100, big=66)
+    x = fam.fit(data, Streams(0, 3, 0, "fit")).sample(20, Streams(0, 3, 1, "sample"))
+    assert x.min() >= 0.0 and x.max() <= 1.0  # image samples are clipped back to [0, 1]
+
+
+def test_conditional_determinism_and_replicate_independence():
+    data, _ = mixture_data(3, 60)
+    fam = family(conditional=True)
+    m1 = fam.fit(data, Streams(0, 3, 0, "fit"))
+    m2 = fam.fit(data.copy(), Streams(0, 3, 0, "fit"))
+    x1, y1 = m1.sample_labeled(30, Streams(0, 3, 1, "sample"), bias=0.5)
+    x2, y2 = m2.sample_labeled(30, Streams(0, 3, 1, "sample"), bias=0.5)
+    assert x1.shape == (3, 30, 2) and y1.shape == (3, 30)
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(y1, y2)
+    big = fam.fit(data[[0, 1, 2, 0, 1]], Streams(0, 5, 0, "fit"))
+    np.testing.assert_array_equal(big.sample(30, Streams(0, 5, 1, "sample"), bias=0.5)[:3], x1)
+
+
+# ---------------------------------------------------------------------------------- oracles
+def test_beta_schedules():
+    lin = beta_schedule("linear", 100)
+    np.testing.assert_allclose(lin[[0, -1]], [1e-3, 0.2])  # Ho et al.'s 1e-4..0.02 rescaled by 1000/T
+    cos = beta_schedule("cosine", 50)
+    s, t = 0.008, np.arange(51) / 50
+    f = np.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    np.testing.assert_allclose(np.cumprod(1 - cos)[:-1], (f[1:] / f[0])[:-1], rtol=1e-10)  # Nichol & Dhariwal eq. 17
+    assert cos.max() == 0.999  # the last β is clipped (ᾱ_T = 0 would make x̂_0 undefined)
+    for b in (lin, cos):
+        assert np.cumprod(1 - b)[-1] < 1e-3  # x_T is (almost) pure noise
+
+
+class GaussianOracle(torch.nn.Module):
+    """The exact noise predictor for 1-D data N(mu, s²): ε*(x_t) = sqrt(1−ᾱ)(x_t − sqrt(ᾱ)μ) / (ᾱ s² + 1 − ᾱ).
+    Reads t back from the first sin/cos time feature (frequency 1 rad)."""
+
+    def __init__(self, ab, T, mu, s2):
+        super().__init__()
+        self.R, self.ab, self.T, self.mu, self.s2 = 1, torch.as_tensor(ab, dtype=torch.float64), T, mu, s2
+
+    def forward(self, x, cond):
+        t01 = torch.atan2(cond[..., 0], cond[..., 8]).double()
+        ab = self.ab[(t01 * self.T).round().long() - 1].unsqueeze(-1)
+        eps = (1 - ab).sqrt() * (x.double() - ab.sqrt() * self.mu) / (ab * self.s2 + 1 - ab)
+        return eps.float()
+
+
+def predicted_law(fam, mu, s2, lam):
+    """Exact mean and variance of the sampler's output when ε is the Gaussian oracle: every step is
+    affine in x plus independent Gaussian noise, so the law is Gaussian and follows by recursion."""
+    ab, betas, temp = fam.alpha_bar, fam.betas, lam
+    m, v = 0.0, lam  # x_T ~ N(0, λ)
+    steps = list(range(fam.T - 1, -1, -1)) if fam.options.sampler == "ddpm" else list(fam.ddim_taus[::-1])
+    for i, t in enumerate(steps):
+        c = math.sqrt(1 - ab[t]) / (ab[t] * s2 + 1 - ab[t])  # ε = c (x − sqrt(ᾱ) μ)
+        p = (1 - math.sqrt(1 - ab[t]) * c) / math.sqrt(ab[t])  # x̂_0 = p x + q
+        q = math.sqrt(1 - ab[t]) * c * mu
+        if fam.options.sampler == "ddpm":
+            prev = ab[t - 1] if t > 0 else 1.0
+            k1, k2 = math.sqrt(prev) * betas[t] / (1 - ab[t]), math.sqrt(1 - betas[t]) * (1 - prev) / (1 - ab[t])
+            noise = betas[t] * (1 - prev) / (1 - ab[t]) * temp if t > 0 else 0.0
+            m, v = k1 * (p * m + q) + k2 * m, (k1 * p + k2) ** 2 * v + noise
+        else:
+            prev = ab[steps[i + 1]] if i + 1 < len(steps) else 1.0
+            A = math.sqrt(prev) * p + math.sqrt(1 - prev) * c
+            B = math.sqrt(prev) * q - math.sqrt(1 - prev) * c * math.sqrt(ab[t]) * mu
+            m, v = A * m + B, A * A * v
+    return m, v
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_sampler_with_exact_score_matches_closed_form(sampler):
+    """Given the exact ε for N(μ, s²) data, the sampler's output law is Gaussian with a mean and variance
+    computable by recursion (``predicted_law``); samples match it within 4 standard errors. For DDIM the map
+    is affine, so the bias λ (initial noise N(0, λ)) scales the variance by exactly λ (MAD's Gaussian λ);
+    both samplers under-disperse a little relative to N(μ, s²) itself (discretisation: fixed β̃_t; 40 DDIM steps)."""
+    info = SourceInfo(dim=1)
+    fam = DDPMFamily(DDPMFamily.Options(timesteps=200, sampler=sampler, ddim_steps=40, scaling="none"), info)
+    mu, s2, m = 0.7, 0.25, 20000
+    model = DDPMModel(fam, GaussianOracle(fam.alpha_bar, fam.T, mu, s2), Scaler.fit("none", np.zeros((1, 2, 1))),
+                      None, {})
+    for lam in (1.0, 0.5):
+        x = model.sample(m, Streams(3, 1, 0, "sample"), bias=lam)[0, :, 0]
+        pm, pv = predicted_law(fam, mu, s2, lam)
+        assert abs(x.mean() - pm) < 4 * math.sqrt(pv / m), (sampler, lam, x.mean(), pm)
+        assert abs(x.var() - pv) < 4 * pv * math.sqrt(2 / m), (sampler, lam, x.var(), pv)
+    assert abs(predicted_law(fam, mu, s2, 1.0)[1] - s2) < 0.15 * s2  # discretisation: 8% (T = 200), 13% (40 DDIM steps)
+    assert abs(predicted_law(fam, mu, s2, 1.0)[0] - mu) < 0.01
+    if sampler == "ddim":
+        assert predicted_law(fam, mu, s2, 0.5)[1] == pytest.approx(0.5 * predicted_law(fam, mu, s2, 1.0)[1], rel=1e-9)
+
+
+def test_mixture_labels_is_bayes_classifier():
+    x, k = mixture_data(2, 500)
+    y = mixture_labels(x, RING3.truth["components"])
+    assert y.shape == (2, 500) and y.dtype == np.int64
+    assert (y == k).mean() > 0.99  # well-separated modes: the Bayes classifier is almost always right
+    np.testing.assert_array_equal(mixture_labels(MEANS[None], RING3.truth["components"]), [[0, 1, 2]])
+
+
+# ---------------------------------------------------------------------------------- phenomena
+def test_guidance_raises_precision_and_lowers_recall():
+    """MAD's λ = 1/(1+w) on the 8-mode ring: classifier-free guidance (λ = 0.5, w = 1) vs none (λ = 1)
+    concentrates each class on its mode: more samples inside real k-NN balls, fewer real points covered."""
+    from autophagy.data.mixtures import MixtureSource
+
+    src, R = MixtureSource(MixtureSource.Options(std=0.2)), 3
+    data, ref = src.sample(1000, Streams(0, R, -1, "data")), src.sample(500, Streams(0, R, -1, "heldout"))
+    model = DDPMFamily(DDPMFamily.Options(train_steps=1000, conditional=True), src.info).fit(data, Streams(0, R, 0, "fit"))
+    out = {lam: prd(ref, model.sample(500, Streams(0, R, 1, "sample"), bias=lam)) for lam in (1.0, 0.5)}
+    assert out[0.5]["recall"].mean() < out[1.0]["recall"].mean() - 0.2, out
+    assert out[0.5]["precision"].mean() > out[1.0]["precision"].mean(), out
+
+
+# ---------------------------------------------------------------------------------- labels and errors
+def test_labels_resolution_and_errors():
+    assert family(conditional=True).label_mode == "components"
+    digits_like = SourceInfo(dim=4, truth={"labels_available": True, "classes": (0, 1, 2)})
+    fam = family(digits_like, conditional=True)
+    assert (fam.label_mode, fam.K) == ("kmeans", 3)
+    y = fam._labels(Streams(0, 2, -1, "d").normal(30, 4), Streams(0, 2, 0, "fit"), None)
+    assert y.shape == (2, 30) and y.dtype == np.int64 and y.max() < 3
+    with pytest.raises(ConfigError, match="model.conditional"):
+        family(SourceInfo(dim=2), conditional=True)
+    with pytest.raises(ConfigError, match="model.n_classes"):
+        family(SourceInfo(dim=2), conditional=True, labels="kmeans")
+    assert family(SourceInfo(dim=2), conditional=True, labels="kmeans", n_classes=4).K == 4
+    with pytest.raises(ConfigError, match="model.labels"):
+        family(SourceInfo(dim=2), conditional=True, labels="components")
+    with pytest.raises(ConfigError, match="model.ddim_steps"):
+        family(sampler="ddim", ddim_steps=50, timesteps=20)
+    with pytest.raises(ConfigError, match="model.architecture"):
+        family(architecture="conv")
+
+
+def test_explicit_labels():
+    data, k = mixture_data(2, 60)
+    fam = family(conditional=True)
+    model = fam.fit(data, Streams(0, 2, 0, "fit"), labels=k)
+    np.testing.assert_allclose(model.class_probs, np.stack([np.bincount(r, minlength=3) / 60 for r in k]))
+    with pytest.raises(ConfigError, match="labels"):
+        fam.fit(data, Streams(0, 2, 0, "fit"), labels=k[:, :10])
+    with pytest.raises(ConfigError, match="model.conditional"):
+        family().fit(data, Streams(0, 2, 0, "fit")).sample_labeled(5, Streams(0, 2, 1, "s"))
+
+
+def test_config_validation_through_the_engine():
+    cfg, _ = load_config({"data": {"source": "mixture"}, "model": {"family": "ddpm", "sampler": "euler"}})
+    with pytest.raises(ConfigError, match="model.sampler"):
+        build(expand(cfg)[0])
+    cfg, _ = load_config({"data": {"source": "mixture"}, "model": {"family": "ddpm"}, "metrics": ["heldout-nll"]})
+    with pytest.raises(ConfigError):
+        build(expand(cfg)[0])  # sample-only model: no log-density
+
+
+# ---------------------------------------------------------------------------------- warm start, checkpoints
+def test_warm_start_continues_from_init():
+    data, _ = mixture_data(2, 80)
+    fam = family()
+    base = fam.fit(data, Streams(0, 2, 0, "fit"))
+    frozen = DDPMFamily(DDPMFamily.Options(**{**TINY, "lr": 1e-12, "finetune_steps": 2}), RING3)
+    warm = frozen.fit(data * 3.0 + 5.0, Streams(0, 2, 1, "fit"), init=base)  # keeps init's weights and scaling
+    s = Streams(0, 2, 2, "sample")
+    np.testing.assert_allclose(warm.sample(20, s), base.sample(20, s), atol=1e-4)
+    cold = frozen.fit(data, Streams(0, 2, 1, "fit"))
+    assert not np.allclose(cold.sample(20, s), base.sample(20, s), atol=1e-2)
+    with pytest.raises(ConfigError, match="init"):
+        fam.fit(data[:1], Streams(0, 1, 1, "fit"), init=base)
+
+
+@pytest.mark.parametrize("kw", [{}, {"conditional": True, "sampler": "ddim", "ddim_steps": 10}])
+def test_save_load_round_trip(tmp_path, kw):
+    data, _ = mixture_data(2, 60)
+    fam = family(**kw)
+    model = fam.fit(data, Streams(0, 2, 0, "fit"))
+    fam.save(model, tmp_path / "gen")
+    back = family(**kw).load(tmp_path / "gen")
+    s = Streams(0, 2, 1, "sample")
+    np.testing.assert_array_equal(back.sample(25, s, bias=0.5), model.sample(25, s, bias=0.5))
+    np.testing.assert_array_equal(back.param_metrics(RING3)["train_loss"], model.param_metrics(RING3)["train_loss"])
+    with pytest.raises(ConfigError, match="same model options"):
+        family(**{**kw, "hidden": 8}).load(tmp_path / "gen")
+
+
+def test_engine_run_with_checkpoints(tmp_path):
+    import autophagy
+
+    cfg = {"seed": 0, "replicates": 2, "generations": 1, "data": {"source": "mixture", "n_components": 3},
+           "model": {"family": "ddpm", **TINY}, "loop": {"policy": "augment", "n_real": 40, "warm_start": True},
+           "metrics": {"use": ["sliced-wasserstein"], "n_eval": 30, "n_heldout": 30}}
+    res = autophagy.run(cfg, out=tmp_path)
+    assert set(res.metrics.metric) == {"param.train_loss", "sliced-wasserstein"}
+    assert len(list((tmp_path / "checkpoints").glob("*/gen0001/weights.pt"))) == 1
+
+
+# ---------------------------------------------------------------------------------- presets
+@pytest.mark.parametrize("name", ["mad_guided_diffusion", "mad_guided_diffusion_digits", "bertrand_finetune"])
+def test_presets_build(name):
+    from pathlib import Path
+
+    cfg, base = load_config(Path(__file__).parent.parent / "configs" / f"{name}.yaml")
+    plans = [build(c, base) for c in expand(cfg)]
+    assert len(plans) >= 2 and all(p.family.__class__.__name__ == "DDPMFamily" for p in plans)
+
+
+def test_real_data_keeps_the_finetuning_loop_close():
+    """Bertrand et al.'s iterative fine-tuning: λ_B = 0.5 (augment) vs fully synthetic (replace), warm start.
+    At the last generation the augmented chain is closer to P_r (sliced-wasserstein) and more precise."""
+    import autophagy
+
+    base = {"seed": 0, "replicates": 2, "generations": 4,  # margins hold for seeds 0-2 (about 6 s)
+            "data": {"source": "mixture", "layout": "ring", "n_components": 8, "std": 0.2},
+            "model": {"family": "ddpm", "train_steps": 1000, "finetune_steps": 400, "hidden": 64},
+            "metrics": {"use": ["sliced-wasserstein", "prd"], "n_eval": 400, "n_heldout": 400},
+            "grid": {"loop": [{"policy": "augment", "n_real": 400, "n_synthetic": 200, "warm_start": True},
+                              {"policy": "replace", "n_real": 400, "n_synthetic": 400, "warm_start": True}]}}
+    res = autophagy.run(base)
+    last = res.summary(generation=-1).set_index(["metric", "name"])["mean"]
+    names = sorted(res.runs.name)
+    aug, rep = [n for n in names if "augment" in n][0], [n for n in names if "replace" in n][0]
+    assert last["sliced-wasserstein", aug] < last["sliced-wasserstein", rep], last
+    assert last["precision", aug] > last["precision", rep], last
