@@ -1,7 +1,7 @@
 """Benchmark: R = 8 replicate VAEs trained as one batched ensemble vs one after another (CPU).
 
 Same data (Tarchi's 24×24 binomial grids, n images per replicate), same options and epochs;
-the only difference is ``model.batched: auto`` (stacked weights, baddbmm / grouped conv) against
+the only difference is ``model.batched: auto`` (stacked weights applied with baddbmm) against
 ``model.batched: loop`` (the same code with R = 1, replicate by replicate). Both give the same
 models up to float rounding. Timings are the minimum over ``--repeats`` interleaved runs (the
 machine may be shared), after one warm-up fit.

@@ -243,3 +243,24 @@ def test_save_grid(tmp_path):
     img = mpimg.imread(path)
     scale = -(-400 // (5 * 7 + 1))
     assert img.shape[:2] == ((2 * 5 + 1) * scale, (5 * 7 + 1) * scale)
+
+
+def test_sample_grids_per_generation_do_not_change_the_numbers(tmp_path):
+    import matplotlib.image as mpimg
+
+    import autophagy
+
+    cfg = {"name": "grids", "seed": 3, "replicates": 2, "generations": 2,
+           "data": {"source": "binomial-grid", "size": 8, "cluster": 2},
+           "model": {"family": "kde", "bandwidth": 0.05}, "loop": {"policy": "replace", "n_real": 30},
+           "metrics": {"use": ["variability"], "n_eval": 20, "n_heldout": 20, "grid_samples": 9}}
+    res = autophagy.run(cfg, out=tmp_path / "a")
+    run_id = res.runs.run_id[0]
+    grid_dir = tmp_path / "a" / "grids" / run_id
+    assert sorted(p.name for p in grid_dir.iterdir()) == ["gen0000.png", "gen0001.png", "gen0002.png", "real.png"]
+    img = mpimg.imread(grid_dir / "gen0002.png")
+    assert img.shape[0] == img.shape[1] and img.shape[0] >= 400  # 3 x 3 mosaic of 8 x 8 images, upscaled
+    off = autophagy.run({**cfg, "metrics": {**cfg["metrics"], "grid_samples": 0}}, out=tmp_path / "b")
+    assert not (tmp_path / "b" / "grids").exists()
+    np.testing.assert_array_equal(res.metrics.value.to_numpy(), off.metrics.value.to_numpy())
+    assert not any(tmp_path.glob("**/.*.tmp.png"))

@@ -157,6 +157,8 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
             continue
         if store and hasattr(plan.family, "save"):
             plan.checkpoint_dir = store.dir / "checkpoints" / run_id
+        if store and plan.source.info.image_shape is not None:
+            plan.grid_dir = store.dir / "grids" / run_id
         t0 = time.perf_counter()
         cb = (lambda g, _n=name, _G=c.generations: on_generation(_n, g, _G)) if on_generation else None
         values = simulate(plan, cb)

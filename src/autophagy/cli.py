@@ -15,7 +15,8 @@ from .errors import AutophagyError
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Simulate self-consuming (autophagous) training loops of generative models.")
 console = Console(stderr=True)
-out_console = Console()
+# piped or redirected output gets room for the summary table (rich would wrap it at 80 columns)
+out_console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _fail(err: Exception) -> None:
@@ -104,6 +105,8 @@ def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_
 
             path = draw(result, plot, Path(out) / f"{plot.replace('.', '_')}.png", title=cfg.name)
             out_console.print(f"plot: {path}")
+        if (Path(out) / "grids").is_dir():
+            out_console.print(f"sample grids (replicate 0, per generation): {Path(out) / 'grids'}/<run_id>/")
         out_console.print(f"results: {Path(out) / 'results.sqlite'} and {Path(out) / 'metrics.csv'}")
     return result
 

@@ -75,6 +75,9 @@ class MetricsConfig(_Strict):
     use: tuple[MetricSpec, ...] = ()
     n_eval: int = Field(500, ge=2, description="model samples drawn per generation for sample-based metrics")
     n_heldout: int = Field(500, ge=2, description="held-out real points (drawn once per replicate)")
+    grid_samples: int = Field(
+        64, ge=0, description="image sources, when results are saved: replicate 0's samples drawn each generation "
+                              "and written as one PNG mosaic (out/grids/<run_id>/gen0000.png ...); 0 = none")
 
     @model_validator(mode="before")
     @classmethod

@@ -39,6 +39,7 @@ class Plan:
     corrector: Optional[Callable] = None
     control: bool = False  # run the real-only control lineage
     checkpoint_dir: Optional[Path] = None  # where families with save/load keep each finished generation
+    grid_dir: Optional[Path] = None  # image sources: where each generation's sample mosaic goes
 
 
 def _sample_synthetic(models: list, m: int, streams: Streams, bias: float, from_all: bool) -> np.ndarray:
@@ -102,9 +103,19 @@ def simulate(plan: Plan, on_generation: Callable[[int], None] | None = None) -> 
                                              info=plan.source.info, streams=S(g, "metric")))
         for k, v in values.items():
             records.setdefault(k, [np.full(R, np.nan)] * g).append(np.asarray(v, dtype=float).reshape(R))
+        if plan.grid_dir is not None and cfg.metrics.grid_samples:
+            from .report.grids import save_generation_grid
+
+            # its own stream ("grid"), so saving pictures never changes a recorded number
+            images = model.sample(cfg.metrics.grid_samples, S(g, "grid"), bias=bias)[0]
+            save_generation_grid(plan.grid_dir, g, images, plan.source.info.image_shape)
         if on_generation:
             on_generation(g)
 
+    if plan.grid_dir is not None and cfg.metrics.grid_samples:
+        from .report.grids import save_generation_grid
+
+        save_generation_grid(plan.grid_dir, "real", real[0, :cfg.metrics.grid_samples], plan.source.info.image_shape)
     model = _fit(plan, 0, real, S(0, "fit"), None)
     if plan.metric_specs:  # now we know whether the family's models have a density
         metric_lib.check_applicable(plan.metric_specs, plan.source.info, has_log_prob=hasattr(model, "log_prob"))
