@@ -142,3 +142,15 @@ def test_theory_command_compares_and_refuses_without_closed_form(tmp_path):
     gmm = {**cfg, "model": {"family": "gmm", "components": 2}}
     r = runner.invoke(app, ["theory", str(write(tmp_path, gmm, "g.yaml"))])
     assert r.exit_code == 2 and "closed form" in r.output.lower(), r.output
+
+
+def test_summary_table_columns_from_config_and_flag(tmp_path):
+    cfg = {**SMALL, "metrics": {"use": ["sliced-wasserstein"], "table": ["param.w2_sq", "nonexistent"]}}
+    r = runner.invoke(app, ["run", str(write(tmp_path, cfg)), "--no-save"])
+    assert r.exit_code == 0, r.output
+    header = next(line for line in r.output.splitlines() if "run" in line and "┃" in line)
+    assert "param.w2_sq" in header and "sliced-wasserstein" not in header
+    assert "not recorded, left out of the table: nonexistent" in r.output
+    r = runner.invoke(app, ["run", str(write(tmp_path, cfg)), "--no-save", "-m", "sliced-wasserstein"])
+    header = next(line for line in r.output.splitlines() if "run" in line and "┃" in line)
+    assert "sliced-wasserstein" in header and "param.w2_sq" not in header

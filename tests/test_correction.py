@@ -130,6 +130,8 @@ def test_grid_projector_restores_a_clean_square():
     np.testing.assert_array_equal(out, clean)
     half = correction.build({"method": "grid-projector", "gamma": 1.0}, src, None)(noisy, streams=Streams(0, 2, 1, "c"))
     np.testing.assert_allclose(half, (noisy + clean) / 2)
+    same = correction.build({"method": "grid-projector", "gamma": 0.0}, src, None)(noisy, streams=Streams(0, 2, 1, "c"))
+    assert same is noisy  # γ = 0: the identity, nothing computed
 
 
 @pytest.mark.parametrize("cfg, field", [
@@ -147,6 +149,7 @@ def test_grid_projector_restores_a_clean_square():
     ({"method": "magic", "gamma": 1}, "correction.method"),
     ({"method": "knn-pull", "gamma": 1, "mode": "blend"}, "correction.mode"),
     ({"method": "knn-pull", "gamma": 1, "strenght": "full"}, "correction.strenght"),
+    ({"method": "knn-pull", "gamma": 0.5, "strength": "full"}, "correction.strength"),
 ])
 def test_bad_parameters_name_the_field(cfg, field):
     with pytest.raises(ConfigError) as err:

@@ -3,6 +3,7 @@ oracles (top-k order, Bradley–Terry choice probabilities, threshold filling) a
 import numpy as np
 import pytest
 
+import autophagy
 from autophagy import curation, rewards
 from autophagy.errors import ConfigError
 from autophagy.protocols import SourceInfo
@@ -241,3 +242,19 @@ def test_bradley_terry_with_infinite_rewards_picks_those():
     x = cands(3, 40)
     out = run({"method": "bradley-terry", "reward": f"{__name__}:infinite_reward", "k": 4}, x)
     np.testing.assert_array_equal(out, x[:, 1::4])
+
+
+def test_curated_runs_record_quality_and_diversity_side_by_side():
+    """metrics.tradeoff (default true) adds prd, variance-ratio, mode-coverage and the curation reward's mean."""
+    base = {"seed": 1, "replicates": 3, "generations": 1, "data": {"source": "mixture", "n_components": 4},
+            "model": {"family": "kde", "bandwidth": 0.2}, "loop": {"policy": "replace", "n_real": 60},
+            "curation": {"method": "top-k", "oversample": 2, "reward": "distance", "target": [1.0, 0.0]},
+            "metrics": {"use": ["sliced-wasserstein"], "n_eval": 50, "n_heldout": 50}}
+    res = autophagy.run(base).metrics
+    keys = set(res.metric)
+    assert {"sliced-wasserstein", "precision", "recall", "variance-ratio", "mode-coverage", "minority-mass",
+            "reward-mean"} <= keys
+    off = autophagy.run({**base, "metrics": {**base["metrics"], "tradeoff": False}})
+    assert {m for m in off.metrics.metric if not m.startswith("param.")} == {"sliced-wasserstein"}
+    # the reward-mean metric uses the curation's own reward: the mean negative distance to the target
+    assert (res[res.metric == "reward-mean"].value <= 0).all()

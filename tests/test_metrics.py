@@ -266,6 +266,12 @@ def test_mode_coverage_counts_dropped_modes():
     out = M.mode_coverage(dropped, dropped, info=info)
     assert out["mode-coverage"][0] == 0.5 and out["minority-mass"][0] == 0.0
     assert out["mode-mass-0"][0] + out["mode-mass-2"][0] <= 1990 / 2000
+    # tied lowest weights: minority-mass is the most starved of the tied modes, not an arbitrary one
+    w2 = np.array([0.4, 0.4, 0.1, 0.1])
+    tied = SourceInfo(dim=2, truth={"components": (w2, mu, np.stack([np.eye(2)] * 4))})
+    only_2 = (mu[g.choice(3, 2000, p=[0.45, 0.45, 0.1])] + g.normal(size=(2000, 2)))[None]  # mode 3 never drawn
+    out = M.mode_coverage(only_2, only_2, info=tied)
+    assert out["mode-mass-2"][0] > 0.05 and out["minority-mass"][0] == out["mode-mass-3"][0] == 0.0
     with pytest.raises(ConfigError, match="components"):
         M.mode_coverage(full, full, info=VEC)
 

@@ -23,6 +23,12 @@ MODULE = textwrap.dedent('''
         def log_prob(self, x):
             return -0.5 * (((x - self.mu) / self.scale) ** 2).sum(-1) - x.shape[-1] * np.log(self.scale * np.sqrt(2 * np.pi))
 
+    class NoDensity:
+        def fit(self, x, rng):
+            self.mu = x.mean(axis=0)
+        def sample(self, m, rng, bias=1.0):
+            return self.mu + rng.standard_normal((m, self.mu.shape[0]))
+
     class WrongShape(MeanOnly):
         def sample(self, m, rng, bias=1.0):
             return np.zeros((m + 1, 1))
@@ -75,3 +81,17 @@ def test_entry_point_family(tmp_path, plugin_module, monkeypatch):
     (dist / "entry_points.txt").write_text(f"[autophagy.families]\nmean-only = {plugin_module}:MeanOnly\n")
     res = autophagy.run({**cfg("mean-only"), "replicates": 5})
     assert set(res.metrics.metric) == {"heldout-nll"}
+
+
+@pytest.mark.parametrize("extra, field", [({"metrics": ["heldout-nll"]}, "metrics"),
+                                          ({"metrics": [], "curation": {"method": "top-k", "oversample": 2}}, "curation.reward")])
+def test_density_needs_are_checked_before_anything_runs(plugin_module, monkeypatch, extra, field):
+    """A model without log_prob is refused before generation 0 is fitted (heldout-nll, likelihood curation)."""
+    import my_autophagy_plugin as mod
+
+    calls = []
+    monkeypatch.setattr(mod.NoDensity, "fit", lambda self, x, rng: calls.append(1))
+    with pytest.raises(ConfigError) as err:
+        autophagy.run({**cfg(f"{plugin_module}:NoDensity"), **extra})
+    assert str(err.value).startswith(field) and "\n" not in str(err.value)
+    assert not calls

@@ -190,6 +190,29 @@ def test_stability_conditions():
     assert theory.gillman_max_ratio(0.0, alpha, L, eps) == pytest.approx(theory.bertrand_max_ratio(alpha, L, eps))
     assert theory.gillman_max_ratio(1e9) == pytest.approx(1.0)
     assert theory.finite_sample_mean_slope(10, 30, 1.0) == pytest.approx(theory.reference_mix_factor(3.0, 1.0))
+    # pinned values (C = 1): ρ(1/4) = (1/4)/(3/4) = 1/3; with γ = 1 half of it; κ(1/4, 1) = (1/4)/((5/4)·2) = 1/10
+    assert theory.bertrand_rate(0.25, 1.0, 0.0, 0.0) == pytest.approx(1 / 3)
+    assert theory.gillman_rate(0.25, 1.0, 1.0, 0.0, 0.0) == pytest.approx(1 / 6)
+    assert theory.reference_mix_factor(0.25, 1.0) == pytest.approx(0.1)
+    assert theory.bertrand_rate(0.5, 1.0, 0.0, 0.0) == pytest.approx(1.0) and not theory.bertrand_stable(0.5, 1.0, 0.0, 0.0)
+    assert theory.bertrand_rate(1.0, 1.0, 0.0, 0.0) == math.inf  # λ_B C ≥ 1: no guarantee at all
+    assert theory.gillman_stable(0.6, 1.0, 1.0, 0.0, 0.0) and not theory.gillman_stable(0.7, 1.0, 1.0, 0.0, 0.0)  # 2/3
+    # full correction γ = ∞: the limits (threshold 1, rate 0 where ρ is finite, κ = 0)
+    inf = math.inf
+    assert theory.gillman_max_ratio(inf) == 1.0 and theory.gillman_stable(0.9, inf, 1.0, 0.0, 0.0)
+    assert theory.gillman_rate(0.4, inf, 1.0, 0.0, 0.0) == 0.0 and theory.gillman_rate(1.2, inf, 1.0, 0.0, 0.0) == inf
+    assert theory.reference_mix_factor(2.0, inf) == 0.0
+
+
+def test_contraction_table_for_gaussian_reference_mix():
+    cfg = {"seed": 0, "replicates": 2, "generations": 1, "data": {"source": "gaussian", "dim": 1},
+           "model": {"family": "gaussian"}, "loop": {"policy": "augment", "n_real": 40, "n_synthetic": 10},
+           "correction": {"method": "reference-mix", "gamma": 1.0}, "grid": {"correction.gamma": [1.0, math.inf]}}
+    table = theory.contraction(cfg)
+    assert list(table.gamma) == [1.0, math.inf] and np.allclose(table.lam_B, 0.25)
+    np.testing.assert_allclose(table.kappa, [0.1, 0.0])
+    np.testing.assert_allclose(table.gillman_rate, [1 / 6, 0.0])
+    assert theory.contraction({**cfg, "loop": {"policy": "replace", "n_real": 40}}).empty  # no λ_B without real data
 
 
 def test_reference_mix_factor_is_the_slope_of_the_finite_sample_augment_loop():
@@ -276,6 +299,7 @@ def test_moment_predictions_every_policy(policy, variant):
         cfg["loop"]["control"] = True
     elif variant == "random-k":  # a uniform subset of iid candidates is iid: predicted as no curation
         cfg["curation"] = {"method": "random-k", "oversample": 3}
+    cfg["metrics"] = {"tradeoff": False}  # param.* only: no sample-based metrics at R = 1500
     cmp, _ = assert_agrees(cfg)
     assert {"param.trace_cov", "param.mean_sq_error"} <= set(cmp.metric)
     if variant == "control":

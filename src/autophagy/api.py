@@ -61,6 +61,10 @@ def build(cfg: Config, base_dir: Path = Path("."), control: bool = False) -> Pla
     source = build_source(cfg, base_dir)
     family = build_family(cfg, source.info)
     specs = [(m.name, dict(m.options)) for m in cfg.metrics.use]
+    if (cfg.curation or cfg.correction) and cfg.metrics.tradeoff:
+        from . import metrics as metric_lib
+
+        specs = metric_lib.with_tradeoff(specs, source.info, cfg.curation)
     if specs:
         from . import metrics as metric_lib
 
@@ -70,6 +74,11 @@ def build(cfg: Config, base_dir: Path = Path("."), control: bool = False) -> Pla
         from . import curation
 
         curator = curation.build(cfg.curation, source.info, base_dir)
+        ranks_by_density = getattr(curator, "reward", None) is not None and curator.opts.reward == "log-likelihood"
+        if ranks_by_density and not getattr(family, "has_log_prob", True):
+            raise ConfigError("curation.reward", "log-likelihood",
+                              f"a reward that needs no density (distance, classifier or 'pkg.mod:fn'): "
+                              f"model.family {cfg.model.family} has no log_prob")
     if cfg.correction:
         from . import correction
 

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import AutophagyError
@@ -17,6 +18,14 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
 console = Console(stderr=True)
 # piped or redirected output gets room for the summary table (rich would wrap it at 80 columns)
 out_console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _plugin_paths(config: Path) -> None:
+    """Let ``model.family: "mypkg.mod:MyModel"`` find ``mypkg/`` beside the config or in the working directory,
+    as ``python script.py`` would; an installed package or PYTHONPATH works as usual."""
+    for folder in (Path.cwd(), Path(config).resolve().parent):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
 
 
 def _fail(err: Exception) -> None:
@@ -73,12 +82,22 @@ def _final_table(result, metrics: list[str]) -> Table:
     return table
 
 
-def _table_metrics(result, wanted: Optional[List[str]]) -> list[str]:
+# secondary keys of multi-output metrics: shown only when asked for (-m or metrics.table)
+_SECONDARY = ("density", "coverage", "mode-mass-", "distribution-difference-", "class-entropy")
+
+
+def _table_metrics(result, wanted) -> list[str]:
+    """The summary table's columns: ``wanted`` (``-m`` or ``metrics.table``) where recorded; else up to four
+    sample-based keys (secondary ones skipped), filled up to three columns with ``param.*`` summaries."""
     recorded = list(dict.fromkeys(result.metrics.metric))
     if wanted:
+        missing = [m for m in wanted if m not in recorded]
+        if missing:
+            console.print(f"note: not recorded, left out of the table: {', '.join(missing)}", highlight=False)
         return [m for m in wanted if m in recorded]
-    preferred = [m for m in recorded if not m.startswith("param.")][:2] + [m for m in recorded if m.startswith("param.")]
-    return preferred[:3]
+    sample = [m for m in recorded if not m.startswith("param.") and not m.startswith(_SECONDARY)][:4]
+    params = [m for m in recorded if m.startswith("param.")]
+    return sample + params[:max(0, 3 - len(sample))]
 
 
 def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_metric: Optional[str] = None):
@@ -93,7 +112,7 @@ def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_
                          on_generation=progress)
     finally:
         progress.close()
-    metrics = _table_metrics(result, table_metrics)
+    metrics = _table_metrics(result, table_metrics or list(cfg.metrics.table))
     if metrics:
         out_console.print(_final_table(result, metrics))
     if result.reused:
@@ -121,6 +140,7 @@ def run(config: Path = typer.Argument(..., help="YAML or TOML config file"),
     try:
         from .config import load_config
 
+        _plugin_paths(config)
         cfg, _ = load_config(config, set_)
         target = None if no_save else (out or Path("results") / cfg.name)
         _run_and_report(config, target, set_, metric)
@@ -167,30 +187,57 @@ def export(directory: Path = typer.Argument(..., help="a results directory (hold
 @app.command()
 def theory(config: Path = typer.Argument(..., help="YAML or TOML config file"),
            set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override: key.path=value (repeatable)"),
-           predict_only: bool = typer.Option(False, "--predict-only", help="print the predictions without simulating")):
+           predict_only: bool = typer.Option(False, "--predict-only", help="print the predictions without simulating"),
+           all_rows: bool = typer.Option(False, "--all", help="print every generation (default: about ten per run, "
+                                                               "plus every flagged row)")):
     """Closed-form predictions beside the simulation's means ± Monte-Carlo s.e.; flags |z| > 4."""
     from . import api
     from . import theory as th
     from .config import load_config
+    from .report.plots import short_label
 
     try:
-        cfg, _ = load_config(config, set_)
+        _plugin_paths(config)
+        # compare() reads param.* only: skip the automatic quality/diversity metrics of curated runs
+        overrides = [*(set_ or []), "metrics.tradeoff=false"]
+        cfg, _ = load_config(config, overrides)
         table = th.predict(cfg)  # fails fast when no closed form exists
+        for metric, why in table.attrs.get("omitted", {}).items():
+            out_console.print(f"no closed form for {metric}: {why}", highlight=False)
         if predict_only:
             out_console.print(table.to_string(index=False))
             return
-        result = api.run(cfg if not isinstance(config, Path) else config, overrides=set_)
+        result = api.run(config, overrides=overrides)
+        labels = {r.run_id: short_label(r.name) + (" (control)" if r.lineage == "control" else "")
+                  for r in result.runs.itertuples()}
         table = th.compare(cfg, result.metrics)
-        t = Table(title=f"theory vs simulation: {cfg.name} (R = {cfg.replicates})")
-        for col in ("generation", "metric", "expected", "measured", "se", "z", "flag"):
-            t.add_column(col, justify="right")
-        for _, r in table.iterrows():
-            flag = "[bold red]DISAGREES[/]" if r["flag"] else "ok"
-            t.add_row(str(int(r["generation"])), str(r["metric"]), f"{r['expected']:.5g}", f"{r['measured']:.5g}",
-                      f"{r['se']:.2g}", f"{r['z']:+.2f}", flag)
+        G = int(table.generation.max())
+        step = max(1, -(-G // 10))
+        shown = table if all_rows else table[(table.generation % step == 0) | (table.generation == G) | table.flag]
+        t = Table(title=f"theory vs simulation: {cfg.name} (R = {cfg.replicates})"
+                        + ("" if all_rows or step == 1 else f"; every {step}th generation and flagged rows (--all: every row)"))
+        for col in ("run", "generation", "metric", "expected", "measured", "se", "z", "flag"):
+            t.add_column(col, justify="left" if col == "run" else "right")
+        for _, r in shown.iterrows():
+            flag = "[bold red]DISAGREES[/]" if r["flag"] else ("few chains" if r["dominated"] else "ok")
+            t.add_row(escape(labels.get(r["run_id"], r["run_id"])), str(int(r["generation"])), str(r["metric"]),
+                      f"{r['expected']:.5g}", f"{r['measured']:.5g}", f"{r['se']:.2g}", f"{r['z']:+.2f}", flag)
         out_console.print(t)
-        n_bad = int(table["flag"].sum())
+        n_bad, n_few = int(table["flag"].sum()), int(table["dominated"].sum())
         out_console.print(f"{n_bad} of {len(table)} comparisons beyond 4 standard errors")
+        if n_few:
+            out_console.print(f"{n_few} not tested ('few chains'): the mean is carried by fewer than 25 effective "
+                              f"replicates (Kish), so neither it nor its s.e. is reliable; raise replicates", highlight=False)
+        kappa = th.contraction(cfg)
+        if len(kappa):
+            t = Table(title="reference-mix: exact contraction κ = λ_B/((1+λ_B)(1+γ)) beside Gillman et al.'s "
+                            "bound ρ(λ_B)/(1+γ) (Gaussian mean: α = L = 1/σ², ε = 0)")
+            for col in ("λ_B", "γ", "κ (exact)", "ρ(λ_B)", "ρ/(1+γ)", "λ_B < (1+γ)/(2+γ)"):
+                t.add_column(col, justify="right")
+            for _, r in kappa.iterrows():
+                t.add_row(f"{r['lam_B']:.3g}", f"{r['gamma']:.3g}", f"{r['kappa']:.4g}", f"{r['bertrand_rate']:.4g}",
+                          f"{r['gillman_rate']:.4g}", "yes" if r["gillman_stable"] else "no: no guarantee")
+            out_console.print(t)
     except AutophagyError as err:
         _fail(err)
 

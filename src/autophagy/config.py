@@ -75,6 +75,10 @@ class MetricsConfig(_Strict):
     use: tuple[MetricSpec, ...] = ()
     n_eval: int = Field(500, ge=2, description="model samples drawn per generation for sample-based metrics")
     n_heldout: int = Field(500, ge=2, description="held-out real points (drawn once per replicate)")
+    tradeoff: bool = Field(
+        True, description="runs with curation or correction also record quality and diversity side by side "
+                          "(prd, variance-ratio, mode-coverage on mixtures, reward-mean of the curation reward)")
+    table: tuple[str, ...] = Field((), description="result keys shown in the CLI summary table (default: automatic)")
     grid_samples: int = Field(
         64, ge=0, description="image sources, when results are saved: replicate 0's samples drawn each generation "
                               "and written as one PNG mosaic (out/grids/<run_id>/gen0000.png ...); 0 = none")

@@ -56,6 +56,9 @@ class _Base(Options):
 
     def fraction(self) -> float:
         """t = γ / (1 + γ) (1 when γ = ∞ or strength: full)."""
+        if self.strength == "full" and self.gamma is not None and not math.isinf(self.gamma):
+            raise ConfigError("correction.strength", "full", f"either strength: full or a gamma, not both "
+                              f"(gamma = {self.gamma} given; strength: full means gamma = .inf)")
         if self.strength == "full" or (self.gamma is not None and math.isinf(self.gamma)):
             return 1.0
         if self.gamma is None:

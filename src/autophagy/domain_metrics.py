@@ -11,8 +11,8 @@
   the RMS distance from a trajectory to the nearest physically valid one (the least-squares
   re-simulation, ``autophagy.data.projectile.Dynamics.residual``); 0 for noise-free real data.
 
-``DOMAIN_METRICS`` maps names to functions and ``DOMAIN_OPTIONS`` names to their option models,
-for registration in ``autophagy.metrics.METRICS`` / ``OPTIONS``.
+``DOMAIN_METRICS`` maps names to functions and ``DOMAIN_OPTIONS`` names to their option models;
+``autophagy.metrics`` merges both into ``METRICS`` / ``OPTIONS``.
 """
 from __future__ import annotations
 

@@ -77,6 +77,7 @@ class Lifted:
     def __init__(self, cls: type, options: dict[str, Any], info: SourceInfo):
         self.cls, self.options, self.info = cls, dict(options), info
         self.path = class_path(cls)
+        self.has_log_prob = callable(getattr(cls, "log_prob", None))  # checked before a run starts
 
     def fit(self, data: np.ndarray, streams: Streams, init: Optional[LiftedModel] = None) -> LiftedModel:
         """Fit one instance per replicate of ``data (R, n, d)``; a ``LiftedModel`` ``init`` is deep-copied (warm start)."""

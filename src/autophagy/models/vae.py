@@ -209,6 +209,7 @@ class VAEFamily:
     """The ``vae`` family: ``fit`` trains R VAEs on ``(R, n, d)`` data in ``[0, 1]`` (images flattened)."""
 
     batched = True
+    has_log_prob = False  # an ELBO is only a bound: heldout-nll and likelihood curation are rejected up front
 
     class Options(Options):
         architecture: Literal["fc1", "fc2", "conv", "asymmetric"] = Field(

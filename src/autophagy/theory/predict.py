@@ -271,17 +271,21 @@ def predict(config: Any) -> pd.DataFrame:
     return frame
 
 
-def compare(config: Any, metrics: pd.DataFrame, threshold: float = 4.0) -> pd.DataFrame:
+def compare(config: Any, metrics: pd.DataFrame, threshold: float = 4.0, min_ess: float = 25.0) -> pd.DataFrame:
     """Prediction against a simulation's long metrics frame (``Result.metrics``).
 
     Columns: ``generation, metric, expected, measured`` (mean over replicates), ``se`` (std/√R), ``z`` =
-    (measured − expected)/se, ``flag`` = |z| > ``threshold``, ``run_id``, ``replicates``. Deterministic metrics
-    (se = 0) get z = 0 when they agree to 1e-9 (relative) and ±inf otherwise.
+    (measured − expected)/se, ``dominated`` (non-negative values whose Kish effective sample size
+    (Σv)²/Σv² is below ``min_ess`` and below R/4: the mean is carried by a few chains, so neither it nor its s.e. is
+    reliable, as for σ²_g deep into a replace loop, a log-normal-like multiplicative walk), ``flag`` = |z| > ``threshold`` and not dominated, ``run_id``,
+    ``replicates``. Deterministic metrics (se = 0) get z = 0 when they agree to 1e-9 (relative) and ±inf otherwise.
     """
     pred = predict(config)
     keys = ["run_id", "generation", "metric"]
     df = metrics[metrics.metric.isin(pred.metric.unique())]
-    stats = df.groupby(keys)["value"].agg(measured="mean", std="std", replicates="count").reset_index()
+    df = df.assign(sq=df["value"] ** 2)
+    stats = df.groupby(keys).agg(measured=("value", "mean"), std=("value", "std"), replicates=("value", "count"),
+                                 vmin=("value", "min"), vsum=("value", "sum"), vsq=("sq", "sum")).reset_index()
     if not set(stats.run_id) & set(pred.run_id) and stats.run_id.nunique() == 1 and pred.run_id.nunique() == 1:
         stats["run_id"] = pred.run_id.iloc[0]  # a frame from a renamed or hand-built run: match by position
     out = pred.merge(stats, on=keys, how="inner")
@@ -291,8 +295,38 @@ def compare(config: Any, metrics: pd.DataFrame, threshold: float = 4.0) -> pd.Da
         z = diff / out["se"]
     close = np.abs(diff) <= 1e-9 * np.maximum(1.0, np.abs(out["expected"]))
     out["z"] = np.where(out["se"] > 0, z, np.where(close, 0.0, np.sign(diff) * math.inf))
-    out["flag"] = ~(np.abs(out["z"]) <= threshold)
-    cols = ["generation", "metric", "expected", "measured", "se", "z", "flag", "run_id", "replicates"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ess = out["vsum"] ** 2 / out["vsq"]
+    out["dominated"] = (out["vmin"] >= 0) & (out["vsq"] > 0) & (ess < min_ess) & (ess < out["replicates"] / 4)
+    out["flag"] = ~(np.abs(out["z"]) <= threshold) & ~out["dominated"]
+    cols = ["generation", "metric", "expected", "measured", "se", "z", "dominated", "flag", "run_id", "replicates"]
     result = out[cols].sort_values(["run_id", "metric", "generation"]).reset_index(drop=True)
     result.attrs["omitted"] = pred.attrs.get("omitted", {})
     return result
+
+
+def contraction(config: Any) -> pd.DataFrame:
+    """Gillman et al.'s bound beside the exact contraction, for Gaussian ``reference-mix`` runs of ``augment``/``fresh``.
+
+    One row per grid point: ``run_id, lam_B`` (= n_synthetic / n_real), ``gamma``, ``kappa`` (the exact
+    population factor λ_B/((1+λ_B)(1+γ)) of the mean error, ``stability.reference_mix_factor``),
+    ``bertrand_rate`` ρ(λ_B) and ``gillman_rate`` ρ(λ_B)/(1+γ) (Thm 4.3) and ``gillman_stable``. For the
+    well-specified Gaussian mean, the log-likelihood −‖x − θ‖²/(2σ²) is α-strongly concave with α = 1/σ²,
+    its θ-gradient is L-Lipschitz in x with L = 1/σ², and ε = 0, so C = 1 + Lε/α = 1 (derived here).
+    Empty when no grid point qualifies (other corrections, families or policies).
+    """
+    from .stability import bertrand_rate, gillman_rate, gillman_stable, reference_mix_factor
+
+    cfg, _ = load_config(config)
+    rows = []
+    for c in expand(cfg):
+        if (c.model.family != "gaussian" or c.loop.policy not in ("augment", "fresh") or not c.correction
+                or c.correction.get("method") != "reference-mix"):
+            continue
+        t = _correction(c)[0]
+        gamma = math.inf if t == 1.0 else t / (1.0 - t)
+        lam = c.loop.synthetic / c.loop.n_real
+        rows.append({"run_id": c.hash(), "lam_B": lam, "gamma": gamma, "kappa": reference_mix_factor(lam, gamma),
+                     "bertrand_rate": bertrand_rate(lam, 1.0, 1.0, 0.0), "gillman_rate": gillman_rate(lam, gamma, 1.0, 1.0, 0.0),
+                     "gillman_stable": gillman_stable(lam, gamma, 1.0, 1.0, 0.0)})
+    return pd.DataFrame(rows, columns=["run_id", "lam_B", "gamma", "kappa", "bertrand_rate", "gillman_rate", "gillman_stable"])

@@ -63,24 +63,34 @@ def bertrand_max_ratio(alpha: float, L: float, eps: float) -> float:
     return 0.5 / _C(alpha, L, eps)
 
 
+def _gillman_threshold(gamma: float) -> float:
+    """(1 + γ)/(2 + γ), with its limit 1 at γ = ∞ (full correction)."""
+    return 1.0 if math.isinf(gamma) else (1.0 + gamma) / (2.0 + gamma)
+
+
 def gillman_rate(lam_B: float, gamma: float, alpha: float, L: float, eps: float) -> float:
-    """Gillman et al.'s contraction rate with correction strength γ: ρ(λ_B)/(1 + γ)."""
-    return bertrand_rate(lam_B, alpha, L, eps) / (1.0 + gamma)
+    """Gillman et al.'s contraction rate with correction strength γ: ρ(λ_B)/(1 + γ).
+
+    ``inf`` where ρ has no guarantee (λ_B C ≥ 1); 0 at γ = ∞ otherwise."""
+    rho = bertrand_rate(lam_B, alpha, L, eps)
+    if math.isinf(rho):
+        return math.inf
+    return 0.0 if math.isinf(gamma) else rho / (1.0 + gamma)
 
 
 def gillman_stable(lam_B: float, gamma: float, alpha: float, L: float, eps: float) -> bool:
-    """Gillman et al.'s Theorem 4.3 condition λ_B (1 + Lε/α) < (1 + γ)/(2 + γ)."""
-    return lam_B * _C(alpha, L, eps) < (1.0 + gamma) / (2.0 + gamma)
+    """Gillman et al.'s Theorem 4.3 condition λ_B (1 + Lε/α) < (1 + γ)/(2 + γ) (< 1 at γ = ∞)."""
+    return lam_B * _C(alpha, L, eps) < _gillman_threshold(gamma)
 
 
 def gillman_max_ratio(gamma: float, alpha: float = 1.0, L: float = 0.0, eps: float = 0.0) -> float:
     """Largest admissible synthetic ratio with correction: λ_B < (1 + γ) / ((2 + γ)(1 + Lε/α))."""
-    return (1.0 + gamma) / ((2.0 + gamma) * _C(alpha, L, eps))
+    return _gillman_threshold(gamma) / _C(alpha, L, eps)
 
 
 def reference_mix_factor(lam_B: float, gamma: float) -> float:
     """Exact population contraction of the Gaussian MLE's mean error under ``reference-mix``: λ_B/((1+λ_B)(1+γ))."""
-    return lam_B / ((1.0 + lam_B) * (1.0 + gamma))
+    return 0.0 if math.isinf(gamma) else lam_B / ((1.0 + lam_B) * (1.0 + gamma))
 
 
 def finite_sample_mean_slope(n_real: int, n_synthetic: int, gamma: float) -> float:
