@@ -54,8 +54,24 @@ def test_components_lists_everything():
     r = runner.invoke(app, ["components"])
     assert r.exit_code == 0
     for name in ("gaussian", "kde", "gmm", "categorical", "linear-regression", "mixture", "swiss-roll",
-                 "accumulate-subsample", "sliced-wasserstein", "estimator", "bandwidth"):
+                 "accumulate-subsample", "sliced-wasserstein", "estimator", "bandwidth", "top-k", "reference-mix",
+                 "n_synthetic", "projections"):
         assert name in r.output, name
+    # valid values are spelled out, not bare type names, and docstring brackets survive (no rich markup)
+    assert "layout: 'ring' | 'grid' | 'custom' = 'ring'" in r.output
+    assert "rows [x, y]" in r.output and "Literal =" not in r.output
+
+
+def test_yaml_off_is_read_as_the_word(tmp_path):
+    """YAML 1.1 reads a bare `off` as false; `loop.sufficient_stats: off` must still mean 'off'."""
+    p = tmp_path / "c.yaml"
+    p.write_text("seed: 0\nreplicates: 2\ngenerations: 1\ndata: {source: gaussian, dim: 1}\n"
+                 "model: {family: gaussian}\nloop: {policy: replace, n_real: 10, sufficient_stats: off}\n")
+    from autophagy import load_config
+
+    assert load_config(p)[0].loop.sufficient_stats == "off"
+    r = runner.invoke(app, ["run", str(p), "--no-save", "--set", "loop.sufficient_stats=off"])
+    assert r.exit_code == 0, r.output
 
 
 BAD = [

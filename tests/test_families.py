@@ -296,6 +296,29 @@ def test_gmm_more_components_than_points_is_a_config_error():
         GMMFamily(GMMFamily.Options(), GAUSS2).fit(gaussian_data(2, 5), Streams(0, 2, 0, "fit"))
 
 
+def test_training_sets_too_small_are_refused_before_anything_runs(tmp_path):
+    """A grid point whose loop would starve EM (or the unbiased estimator) fails at build time: no store."""
+    import autophagy
+
+    cfg = {"seed": 0, "replicates": 2, "generations": 2, "data": {"source": "mixture"},
+           "model": {"family": "gmm", "components": 10}, "loop": {"policy": "replace", "n_real": 50},
+           "grid": {"loop.n_synthetic": [50, 5]}}
+    with pytest.raises(ConfigError, match=r"^model.components = 10: expected at most the smallest training set of this loop \(5 points\)"):
+        autophagy.run(cfg, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    gauss = {"seed": 0, "replicates": 2, "generations": 2, "data": {"source": "gaussian", "dim": 1},
+             "model": {"family": "gaussian", "estimator": "unbiased"}, "loop": {"policy": "replace", "n_real": 5, "n_synthetic": 1}}
+    with pytest.raises(ConfigError, match="^model.estimator"):
+        autophagy.run(gauss)
+
+
+def test_gmm_em_failure_is_a_config_error():
+    const = np.ones((1, 20, 2))
+    fam = GMMFamily(GMMFamily.Options(components=2, reg_covar=0.0), GAUSS2)
+    with pytest.raises(ConfigError, match="^model.reg_covar = 0.0: expected a larger reg_covar"):
+        fam.fit(const, Streams(0, 1, 0, "fit"))
+
+
 # ------------------------------------------------------------------ categorical
 def test_categorical_smoothed_counts_exact():
     tokens = np.array([[0, 0, 1, 3], [2, 2, 2, 2]])[..., None]

@@ -60,6 +60,10 @@ def build(cfg: Config, base_dir: Path = Path("."), control: bool = False) -> Pla
     """Resolve and validate every component of a (grid-free) config."""
     source = build_source(cfg, base_dir)
     family = build_family(cfg, source.info)
+    if hasattr(family, "check_train_size"):
+        from .policies import smallest_training_set
+
+        family.check_train_size(smallest_training_set(cfg.loop))
     specs = [(m.name, dict(m.options)) for m in cfg.metrics.use]
     if (cfg.curation or cfg.correction) and cfg.metrics.tradeoff:
         from . import metrics as metric_lib

@@ -244,43 +244,53 @@ def theory(config: Path = typer.Argument(..., help="YAML or TOML config file"),
 
 @app.command()
 def components():
-    """List the sources, families, policies and metrics, with their options."""
+    """List the sources, families, policies, metrics, curation and correction methods, with their options."""
     from . import components as comp
-    from .components import import_path
+    from .components import describe_options, import_path
+
+    def say(text: str, indent: int = 0, bold: bool = False) -> None:
+        out_console.print(" " * indent + text, markup=False, highlight=False, style="bold" if bold else None)
+
+    def first_line(obj) -> str:
+        return (obj.__doc__ or "").strip().splitlines()[0] if getattr(obj, "__doc__", None) else ""
 
     def describe(table: dict) -> None:
         for name, path in table.items():
             try:
                 cls = import_path(path, name)
             except AutophagyError as err:
-                out_console.print(f"  [bold]{name}[/]  (unavailable: {err})")
+                say(f"{name}  (unavailable: {err})", 2)
                 continue
-            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-            out_console.print(f"  [bold]{name}[/]  {doc}", highlight=False)
-            opts = comp.options_model(cls)
-            for fname, f in (opts.model_fields.items() if opts else ()):
-                default = "required" if f.is_required() else repr(f.default)
-                ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
-                out_console.print(f"      {fname}: {ann} = {default}", highlight=False)
+            say(f"{name}  {first_line(cls)}", 2)
+            for line in describe_options(comp.options_model(cls)):
+                say(line, 6)
 
-    out_console.print("[bold underline]sources[/] (data.source)")
+    say("sources (data.source)", bold=True)
     describe(comp.SOURCES)
-    out_console.print("[bold underline]families[/] (model.family)")
+    say("families (model.family)", bold=True)
     describe(comp.FAMILIES)
-    out_console.print("[bold underline]policies[/] (loop.policy)")
+    from .config import LoopConfig
     from .policies import POLICIES
 
-    for name in POLICIES:
-        out_console.print(f"  [bold]{name}[/]")
-    try:
-        from .metrics import METRICS
+    say("policies (loop.policy) and the other loop options", bold=True)
+    say(", ".join(POLICIES), 2)
+    for line in describe_options(LoopConfig):
+        say(line, 6)
+    from . import correction, curation
+    from . import metrics as metric_lib
 
-        out_console.print("[bold underline]metrics[/] (metrics: [...])")
-        for name, fn in METRICS.items():
-            doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-            out_console.print(f"  [bold]{name}[/]  {doc}", highlight=False)
-    except ImportError:
-        pass
+    say("metrics (metrics: [name or {name: ..., option: ...}])", bold=True)
+    for name, fn in metric_lib.METRICS.items():
+        say(f"{name}  {first_line(fn)}", 2)
+        for line in describe_options(metric_lib.OPTIONS.get(name)):
+            say(line, 6)
+    for title, methods in (("curation (curation: {method: ...})", curation.METHODS),
+                           ("correction (correction: {method: ...})", correction.METHODS)):
+        say(title, bold=True)
+        for name, (opts, cls) in methods.items():
+            say(f"{name}  {first_line(cls)}", 2)
+            for line in describe_options(opts):
+                say(line, 6)
 
 
 def main() -> None:  # pragma: no cover

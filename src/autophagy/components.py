@@ -86,3 +86,43 @@ def resolve(kind: str, name: str, field: str) -> Any:
 def options_model(cls: Any):
     """The pydantic options model a component declares (``Options``), or None."""
     return getattr(cls, "Options", None)
+
+
+def type_name(annotation: Any) -> str:
+    """A readable type: ``'ring' | 'grid' | 'custom'`` for Literals, ``int | None`` for Optionals, ``tuple[float, ...]``."""
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return type_name(args[0]) + _bounds(args[1:])
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin is typing.Union or type(annotation).__name__ == "UnionType":
+        return " | ".join("None" if a is type(None) else type_name(a) for a in args)
+    if origin is not None and args:
+        inner = ", ".join("..." if a is Ellipsis else type_name(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
+    return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
+
+
+def _bounds(metadata) -> str:
+    """`` > 0``, `` >= 1`` ... from pydantic/annotated-types constraints (others are left out)."""
+    out = ""
+    for meta in metadata:
+        for attr, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            value = getattr(meta, attr, None)
+            if value is not None:
+                out += f" {sym} {value}"
+    return out
+
+
+def describe_options(model: Any) -> list[str]:
+    """One line per field of a pydantic options model: ``name: type = default  description``."""
+    lines = []
+    for name, f in (model.model_fields.items() if model is not None else ()):
+        if name == "method":
+            continue
+        default = "required" if f.is_required() else repr(f.get_default(call_default_factory=True))
+        desc = f"  ({f.description})" if f.description else ""
+        lines.append(f"{f.alias or name}: {type_name(f.annotation)}{_bounds(f.metadata)} = {default}{desc}")
+    return lines

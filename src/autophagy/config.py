@@ -42,6 +42,12 @@ class LoopConfig(_Strict):
         "auto", description="auto: the Gaussian replace loop with no sample-based metrics refits from exact "
                             "sufficient statistics instead of samples (same law, far faster)")
 
+    @field_validator("sufficient_stats", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML 1.1 reads a bare ``off`` as false (and ``on`` as true)."""
+        return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
+
     @model_validator(mode="after")
     def _initial_matches(self):
         if self.n_initial is not None and self.n_initial != self.n_real and self.policy in (

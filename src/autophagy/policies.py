@@ -61,3 +61,13 @@ POLICIES: dict[str, Policy] = {
     "accumulate": Policy("accumulate", False, True, _accumulate),
     "accumulate-subsample": Policy("accumulate-subsample", False, True, _accumulate_subsample),
 }
+
+
+def smallest_training_set(loop) -> int:
+    """The fewest points any generation trains on under ``loop`` (a ``LoopConfig``): generation 0's
+    ``n_initial`` or the first policy-built set (later ones are never smaller). Lets families refuse a
+    too-small training set before a run starts instead of at generation g."""
+    n_r, n_s = loop.n_real, loop.synthetic
+    first = {"replace": n_s, "augment": n_r + n_s, "fresh": n_r + n_s, "accumulate": n_r + n_s,
+             "accumulate-subsample": min(n_r, n_r + n_s)}[loop.policy]
+    return min(loop.initial, first)

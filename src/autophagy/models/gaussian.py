@@ -158,6 +158,10 @@ class GaussianFamily:
     def __init__(self, options: "GaussianFamily.Options", info: SourceInfo):
         self.options, self.info = options, info
 
+    def check_train_size(self, n: int) -> None:
+        """The unbiased estimator divides by n − 1 (checked when a run is built)."""
+        _denominator(n, self.options.estimator)
+
     def fit(self, data: np.ndarray, streams: Streams, init=None) -> GaussianModel:
         """μ̂ = x̄, Σ̂ = S/n or S/(n−1) per replicate (vectorised; ``streams`` and ``init`` are unused)."""
         x = np.asarray(data, dtype=float)

@@ -96,6 +96,12 @@ class GMMFamily:
     def __init__(self, options: "GMMFamily.Options", info: SourceInfo):
         self.options, self.info = options, info
 
+    def check_train_size(self, n: int) -> None:
+        """EM needs at least as many points as components (checked when a run is built)."""
+        if n < self.options.components:
+            raise ConfigError("model.components", self.options.components,
+                              f"at most the smallest training set of this loop ({n} points)")
+
     def fit(self, data: np.ndarray, streams: Streams, init: Optional[GMMModel] = None) -> GMMModel:
         """Fit ``data (R, n, d)`` replicate by replicate; ``init`` (warm start) initialises EM."""
         from threadpoolctl import threadpool_limits
@@ -125,6 +131,10 @@ class GMMFamily:
                       precisions_init=prec if o.covariance_type == "full" else np.diagonal(prec, axis1=-2, axis2=-1))
         gm = GaussianMixture(n_components=o.components, covariance_type=o.covariance_type, max_iter=o.max_iter,
                              reg_covar=o.reg_covar, n_init=o.n_init, random_state=int(g.integers(2**31 - 1)), **kw)
-        gm.fit(x)
+        try:
+            gm.fit(x)
+        except (ValueError, np.linalg.LinAlgError) as exc:  # e.g. singular covariances with reg_covar = 0
+            raise ConfigError("model.reg_covar", o.reg_covar, "a larger reg_covar (EM failed on a training set: "
+                              f"{str(exc).splitlines()[0][:120]})") from None
         cov = gm.covariances_ if o.covariance_type == "full" else gm.covariances_[..., None] * np.eye(d)
         return gm.weights_, gm.means_, cov
