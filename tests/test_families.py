@@ -312,6 +312,7 @@ def test_training_sets_too_small_are_refused_before_anything_runs(tmp_path):
         autophagy.run(gauss)
 
 
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters")
 def test_gmm_em_failure_is_a_config_error():
     const = np.ones((1, 20, 2))
     fam = GMMFamily(GMMFamily.Options(components=2, reg_covar=0.0), GAUSS2)

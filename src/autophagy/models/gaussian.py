@@ -38,6 +38,12 @@ def moment_metrics(mean: np.ndarray, cov: np.ndarray, info: SourceInfo) -> dict[
     truth_mean = info.truth.get("mean") if info.truth else None
     if truth_mean is not None:
         out["mean_sq_error"] = ((mean - np.asarray(truth_mean, dtype=float)) ** 2).sum(-1)
+    if cov.shape[-1] == 1:  # 1-D: skip the batched LAPACK calls (the hot path of large replicate studies)
+        var = cov[..., 0, 0]
+        out["trace_cov"] = var.copy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["logdet_cov"] = np.where(var > 0, np.log(var), -np.inf)
+        return out
     out["trace_cov"] = np.trace(cov, axis1=-2, axis2=-1)
     sign, logdet = np.linalg.slogdet(cov)
     out["logdet_cov"] = np.where(sign > 0, logdet, -np.inf)
@@ -119,9 +125,14 @@ class GaussianModel:
         truth = info.truth or {}
         if truth.get("gaussian") and truth.get("mean") is not None and truth.get("cov") is not None:
             mu_star, cov_star = np.asarray(truth["mean"], float), np.asarray(truth["cov"], float)
-            root = _psd_sqrt(cov_star)
-            cross = np.linalg.eigvalsh(root @ self.cov @ root)
-            bures = np.trace(self.cov, axis1=-2, axis2=-1) + np.trace(cov_star) - 2 * np.sqrt(np.clip(cross, 0, None)).sum(-1)
+            if cov_star.size == 1:  # 1-D: (σ − σ*)²
+                var = np.clip(self.cov[..., 0, 0], 0.0, None)
+                bures = var + cov_star.item() - 2 * np.sqrt(var * cov_star.item())
+            else:
+                root = _psd_sqrt(cov_star)
+                cross = np.linalg.eigvalsh(root @ self.cov @ root)
+                bures = (np.trace(self.cov, axis1=-2, axis2=-1) + np.trace(cov_star)
+                         - 2 * np.sqrt(np.clip(cross, 0, None)).sum(-1))
             out["w2_sq"] = ((self.mean - mu_star) ** 2).sum(-1) + np.clip(bures, 0.0, None)
         return out
 
@@ -169,7 +180,9 @@ class GaussianFamily:
         denom = _denominator(n, self.options.estimator)
         mean = x.mean(axis=1)
         c = x - mean[:, None, :]
-        if self.options.covariance == "diag":
+        if d == 1:  # (R, 1, 1) without a batched matmul
+            cov = np.einsum("rni,rni->r", c, c)[:, None, None] / denom
+        elif self.options.covariance == "diag":
             cov = ((c ** 2).sum(axis=1) / denom)[..., None] * np.eye(d)
         else:
             cov = (np.swapaxes(c, -1, -2) @ c) / denom
