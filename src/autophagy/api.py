@@ -66,9 +66,9 @@ def build(cfg: Config, base_dir: Path = Path("."), control: bool = False) -> Pla
         family.check_train_size(smallest_training_set(cfg.loop))
     specs = [(m.name, dict(m.options)) for m in cfg.metrics.use]
     if (cfg.curation or cfg.correction) and cfg.metrics.tradeoff:
-        from . import metrics as metric_lib
+        from .metrics import with_tradeoff
 
-        specs = metric_lib.with_tradeoff(specs, source.info, cfg.curation)
+        specs = with_tradeoff(specs, source.info, cfg.curation)
     if specs:
         from . import metrics as metric_lib
 

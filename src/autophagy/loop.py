@@ -94,6 +94,9 @@ def simulate(plan: Plan, on_generation: Callable[[int], None] | None = None) -> 
     real = plan.source.sample(cfg.loop.initial, S(-1, "data"))
     heldout = plan.source.sample(cfg.metrics.n_heldout, S(-1, "heldout")) if plan.metric_specs else None
     records: dict[str, list] = {}
+    grids = plan.grid_dir is not None and cfg.metrics.grid_samples > 0
+    if grids:
+        from .report.grids import save_generation_grid
 
     def record(g: int, model) -> None:
         values = {f"param.{k}": v for k, v in model.param_metrics(plan.source.info).items()}
@@ -103,18 +106,13 @@ def simulate(plan: Plan, on_generation: Callable[[int], None] | None = None) -> 
                                              info=plan.source.info, streams=S(g, "metric")))
         for k, v in values.items():
             records.setdefault(k, [np.full(R, np.nan)] * g).append(np.asarray(v, dtype=float).reshape(R))
-        if plan.grid_dir is not None and cfg.metrics.grid_samples:
-            from .report.grids import save_generation_grid
-
-            # its own stream ("grid"), so saving pictures never changes a recorded number
+        if grids:  # its own stream ("grid"), so saving pictures never changes a recorded number
             images = model.sample(cfg.metrics.grid_samples, S(g, "grid"), bias=bias)[0]
             save_generation_grid(plan.grid_dir, g, images, plan.source.info.image_shape)
         if on_generation:
             on_generation(g)
 
-    if plan.grid_dir is not None and cfg.metrics.grid_samples:
-        from .report.grids import save_generation_grid
-
+    if grids:
         save_generation_grid(plan.grid_dir, "real", real[0, :cfg.metrics.grid_samples], plan.source.info.image_shape)
     model = _fit(plan, 0, real, S(0, "fit"), None)
     if plan.metric_specs:  # now we know whether the family's models have a density
