@@ -6,6 +6,7 @@ and checks the phenomenon its header documents, with fixed seeds and margins tak
 standard errors, or against ``autophagy.theory`` where a closed form exists (|z| < 5 over all
 generations, metrics and grid points; a few |z| near 3 are expected among thousands of z's).
 """
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,12 @@ def run(name: str, *overrides: str):
     """(validated config, Result) of a preset with ``key=value`` overrides."""
     cfg, _ = autophagy.load_config(CONFIGS / name, list(overrides))
     return cfg, autophagy.run(CONFIGS / name, overrides=list(overrides))
+
+
+@functools.cache
+def shared_run(name: str, *overrides: str):
+    """``run`` once per session for tests that assert different phenomena of the same reduced run (read-only)."""
+    return run(name, *overrides)
 
 
 def curves(result, metric: str, *keys: str) -> dict:
@@ -105,6 +112,21 @@ def test_mad_three_loops_bias_trades_recall_for_precision():
     assert recall[("fresh", 1.0, "loop")][:, -1].mean() > 0.9
 
 
+def test_mad_three_loops_sliced_wasserstein_grows_most_under_replace():
+    """Sample-based distance: sliced-wasserstein to the data grows far more in the fully synthetic loop than with
+    real data kept (augment) or refreshed (fresh), at both λ. Paired per replicate (the arms share the real set)."""
+    _, res = run("mad_three_loops.yaml", "replicates=10", "generations=15", "loop.control=false",
+                 "metrics.use=[sliced-wasserstein]")
+    sw = curves(res, "sliced-wasserstein", "loop.policy", "sampling.bias")
+    growth = {k[:2]: v[:, -1] - v[:, 0] for k, v in sw.items()}
+    for bias in (1.0, 0.5):
+        m, se = mean_se(growth[("replace", bias)])
+        assert m > 4 * se, (bias, m, se)  # ≈ 0.45 (λ = 1) and ≈ 0.67 (λ = 0.5) by generation 15
+        for policy in ("augment", "fresh"):
+            d, se_d = mean_se(growth[("replace", bias)] - growth[(policy, bias)])
+            assert d > 4 * se_d and d > 0.5 * m, (bias, policy, d, se_d, m)
+
+
 def test_mad_fresh_loop_fixed_point_and_effective_sample_size():
     cfg, res = run("mad_fresh_effective_sample_size.yaml", "replicates=600", "generations=40")
     assert_theory(cfg, res)  # E tr Σ_g and E‖μ_g − μ*‖² along the whole trajectory, every grid point
@@ -172,6 +194,32 @@ def test_bertrand_mixture_kde_augment_stays_replace_dissolves():
             assert drift > 2 * stay, n_s
 
 
+def test_bertrand_mixture_augment_keeps_precision_replace_loses_precision_and_modes():
+    """Precision stays near generation 0 under augment (a little lower for larger λ_B); replace loses precision
+    and mode-coverage, coverage fastest for the smallest samples. Paired per replicate: every grid point starts
+    from the same real set, so generation 0 is shared."""
+    _, res = run("bertrand_stability_mixture.yaml", "replicates=16", "generations=10",
+                 "metrics.use=[prd, mode-coverage]",
+                 "grid={loop.policy: [augment, replace], loop.n_synthetic: [20, 100, 400]}")
+    prec = curves(res, "precision", "loop.policy", "loop.n_synthetic")
+    cov = curves(res, "mode-coverage", "loop.policy", "loop.n_synthetic")
+    drop = {k[:2]: v[:, 0] - v[:, -1] for k, v in prec.items()}
+    for n_s in (20, 100, 400):
+        aug, se_aug = mean_se(drop[("augment", n_s)])
+        rep, _ = mean_se(drop[("replace", n_s)])
+        d, se_d = mean_se(drop[("replace", n_s)] - drop[("augment", n_s)])
+        assert aug < 0.1 and aug < 0.5 * rep, (n_s, aug, rep)  # ≈ 0 … 0.05 vs ≈ 0.2 (from ≈ 0.96)
+        assert d > 4 * se_d, (n_s, d, se_d)
+        assert cov[("augment", n_s, "loop")].mean(0).min() >= 0.95  # augment keeps its modes at every generation
+    small, se_s = mean_se(prec[("augment", 20, "loop")][:, -1] - prec[("augment", 400, "loop")][:, -1])
+    assert small > 4 * se_s, (small, se_s)  # λ_B = 2 ends a little below λ_B = 0.1
+    final = {n_s: mean_se(cov[("replace", n_s, "loop")][:, -1]) for n_s in (20, 100, 400)}
+    for n_s in (20, 100):
+        assert final[n_s][0] < 1 - 4 * final[n_s][1], (n_s, final[n_s])  # ≈ 0.42 (n_s = 20), ≈ 0.70 (100)
+    for a, b in ((20, 100), (100, 400)):  # smaller samples lose modes faster
+        assert final[a][0] + 4 * np.hypot(final[a][1], final[b][1]) < final[b][0], (a, b, final)
+
+
 def test_bertrand_mixture_kde_moments_match_theory():
     cfg, res = run("bertrand_stability_mixture.yaml", "replicates=300", "generations=8", "metrics.use=[]")
     assert_theory(cfg, res)
@@ -197,8 +245,11 @@ def test_shumailov_gaussian_variance_and_tails_vanish():
         assert zero0 < 0.2 and zero > 0.5, (est, zero0, zero)  # ≈ 0.05 -> ≈ 0.6 (unbiased), 0.9 (MLE); s.e. ≤ 0.03
 
 
+GMM_RUN = ("shumailov_gmm_collapse.yaml", "replicates=12", "generations=100")  # EM fits dominate: ≈ 15 s, shared
+
+
 def test_shumailov_gmm_forgets_tails_and_variance():
-    _, res = run("shumailov_gmm_collapse.yaml", "replicates=8", "generations=40")
+    _, res = shared_run(*GMM_RUN)
     ratio = curves(res, "variance-ratio")
     nll = curves(res, "heldout-nll")
     tail = curves(res, "tail-mass")
@@ -208,6 +259,21 @@ def test_shumailov_gmm_forgets_tails_and_variance():
     assert np.all(np.abs(nll[("control",)][:, -1] - nll[("control",)][:, 0]) < 0.5)
     assert np.median(tail[("loop",)][:, -1]) < 0.5 * np.median(tail[("loop",)][:, 0])
     assert np.median(tail[("control",)][:, -1]) > 0.5 * np.median(tail[("control",)][:, 0])
+
+
+def test_shumailov_gmm_starves_a_mode_control_keeps_both():
+    """The weights random-walk until one of the two modes starves: mode-coverage 1 → ≈ 0.6 by generation 100
+    (each chain ends at 1 or 0.5); the real-only control keeps both modes throughout."""
+    _, res = shared_run(*GMM_RUN)
+    cov = curves(res, "mode-coverage")
+    loop, control = cov[("loop",)], cov[("control",)]
+    assert np.all(loop[:, 0] == 1) and np.all(control[:, 0] == 1)
+    m, se = mean_se(loop[:, -1])
+    mc, se_c = mean_se(control[:, -1])
+    assert mc >= 0.95, mc  # every control chain covers both modes here (s.e. 0)
+    assert m + 4 * np.hypot(se, se_c) < mc, (m, se, mc)  # ≈ 0.63 ± 0.07 vs 1
+    assert abs(m - 0.6) < 3 * se, (m, se)  # "≈ 0.6" of docs/presets.md
+    assert m <= loop[:, 50].mean() < 1, loop[:, 50].mean()  # a gradual loss: ≈ 0.83 at generation 50
 
 
 # --------------------------------------------------------------------------- Kazdan et al. 2024
@@ -234,6 +300,20 @@ def test_kazdan_kde_replace_diverges_accumulate_stays():
     start = nll[("replace", "loop")][:, 0].mean()
     assert acc.mean() < start + 0.1 and acc.mean() < sub.mean() < rep.mean(), (acc.mean(), sub.mean(), rep.mean())
     assert rep.mean() > 2 * start and np.all(acc < rep)
+
+
+def test_kazdan_kde_sliced_wasserstein_grows_under_replace_only():
+    """The ring dissolves under replace (sliced-wasserstein ↑); accumulate and accumulate-subsample stay near
+    generation 0. Paired per replicate (the three workflows share the real set)."""
+    _, res = run("kazdan_replace_accumulate_kde.yaml", "replicates=16", "generations=15",
+                 "metrics.use=[sliced-wasserstein]")
+    sw = curves(res, "sliced-wasserstein", "loop.policy")
+    growth = {k[0]: v[:, -1] - v[:, 0] for k, v in sw.items()}
+    m, se = mean_se(growth["replace"])
+    assert m > 4 * se, (m, se)  # ≈ 0.49 from ≈ 0.32 at generation 0
+    for policy in ("accumulate", "accumulate-subsample"):
+        d, se_d = mean_se(growth["replace"] - growth[policy])
+        assert d > 4 * se_d and abs(growth[policy].mean()) < 0.25 * m, (policy, d, se_d, growth[policy].mean(), m)
 
 
 def test_kazdan_kde_moments_match_theory():
