@@ -419,3 +419,16 @@ def test_lifted_wrong_sample_shape_and_missing_log_prob():
     assert isinstance(model, LiftedModel) and not hasattr(model, "log_prob")
     with pytest.raises(ConfigError, match=r"model.family = '.*Flat'.*\(m, d\) = \(5, 2\); got shape \(5,\)"):
         model.sample(5, Streams(0, 2, 1, "sample"))
+
+
+def test_one_dimensional_fast_scatter_is_accurate_even_far_from_zero():
+    """Σx² − n x̄² cancels catastrophically when |x̄| ≫ sd; those rows must fall back to the centred sum."""
+    from autophagy.models.gaussian import _scatter_1d
+
+    g = np.random.default_rng(0)
+    offsets = np.array([0.0, 1.0, 1e3, 1e6, -1e8])[:, None]
+    x = offsets + 1e-3 * g.standard_normal((5, 50))
+    exact = ((x - x.mean(1, keepdims=True)) ** 2).sum(1)
+    np.testing.assert_allclose(_scatter_1d(x, x.mean(1)), exact, rtol=1e-9)
+    const = np.full((2, 10), 3.0)
+    np.testing.assert_array_equal(_scatter_1d(const, const.mean(1)), 0.0)

@@ -41,3 +41,14 @@ def test_role_id_is_stable():
     import zlib
     assert role_id("sample") == zlib.crc32(b"sample")
     assert role_id("a") != role_id("b")
+
+
+def test_normal_with_scale_and_shift_is_the_transformed_draw():
+    """The fused per-block affine map gives exactly shift + scale · z, and replicate r still ignores R."""
+    R = 130  # three blocks, the last one partial
+    sc, sh = np.linspace(0.5, 2.0, R), np.linspace(-3.0, 3.0, R)
+    z = Streams(7, R, 2, "sample").normal(5, 2)
+    x = Streams(7, R, 2, "sample").normal(5, 2, scale=sc, shift=sh)
+    np.testing.assert_array_equal(x, sh[:, None, None] + sc[:, None, None] * z)
+    small = Streams(7, 70, 2, "sample").normal(5, 2, scale=sc[:70], shift=sh[:70])
+    np.testing.assert_array_equal(small, x[:70])

@@ -23,7 +23,7 @@ registry. Nothing here touches global random state.
 from __future__ import annotations
 
 import zlib
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -102,11 +102,28 @@ class Streams:
         out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
         return out[: self.R]
 
-    def normal(self, *tail: int) -> np.ndarray:
-        """Standard normal draws of shape ``(R, *tail)`` (filled in place: no concatenation copy)."""
+    def normal(self, *tail: int, scale: Optional[np.ndarray] = None, shift: Optional[np.ndarray] = None) -> np.ndarray:
+        """Standard normal draws of shape ``(R, *tail)`` (filled in place: no concatenation copy).
+
+        ``scale`` and ``shift``, per-replicate ``(R,)`` arrays, give ``shift + scale · z`` instead, applied
+        block by block while the block is still in cache (the same numbers as transforming afterwards,
+        with one pass over memory instead of three).
+        """
         tail = tuple(int(t) for t in tail)
         buf = np.empty((-(-self.R // BLOCK) * BLOCK, *tail))
-        self._each_block(lambda b, g: g.standard_normal(out=buf[b * BLOCK:(b + 1) * BLOCK]))
+        flat = buf.reshape(buf.shape[0], -1)  # (rows, prod(tail)): a long inner loop for the per-row ops
+        sc = None if scale is None else np.asarray(scale, dtype=float).reshape(self.R, 1)
+        sh = None if shift is None else np.asarray(shift, dtype=float).reshape(self.R, 1)
+
+        def fill(b: int, g: np.random.Generator) -> None:
+            lo, hi = b * BLOCK, min((b + 1) * BLOCK, self.R)  # padding rows past R stay standard normal
+            g.standard_normal(out=buf[b * BLOCK:(b + 1) * BLOCK])
+            if sc is not None:
+                flat[lo:hi] *= sc[lo:hi]
+            if sh is not None:
+                flat[lo:hi] += sh[lo:hi]
+
+        self._each_block(fill)
         return buf[: self.R]
 
     def uniform(self, *tail: int) -> np.ndarray:

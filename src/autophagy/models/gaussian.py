@@ -81,8 +81,11 @@ class GaussianModel:
     def sample(self, m: int, streams: Streams, bias: float = 1.0) -> np.ndarray:
         """``(R, m, d)`` draws from N(μ, λΣ) (MAD's sampling bias λ = ``bias``)."""
         R, d = self.mean.shape
+        if d == 1:  # the hot path of large replicate studies: scaled and shifted block by block, in cache
+            sd = math.sqrt(bias) * np.sqrt(np.clip(self.cov[:, 0, 0], 0.0, None))
+            return streams.normal(m, 1, scale=sd, shift=self.mean[:, 0])
         z = streams.normal(m, d)
-        if self.diag or d == 1:  # in place: this is the hot path of large replicate studies
+        if self.diag:  # in place
             sd = np.sqrt(np.clip(np.diagonal(self.cov, axis1=-2, axis2=-1), 0.0, None))
             z *= math.sqrt(bias) * sd[:, None, :]
         else:
@@ -148,6 +151,21 @@ class GaussianModel:
         return np.where(np.isnan(out), -np.inf, out)
 
 
+def _scatter_1d(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """S = Σ (x_i − x̄)² per row of ``x (R, n)``, as Σ x_i² − n x̄² (one pass, no temporary).
+
+    That form loses about log10(x̄²/(S/n)) digits to cancellation, so rows with x̄² > 10⁶ S/n (where
+    fewer than ~9 correct digits would remain) are recomputed from the centred values.
+    """
+    n = x.shape[1]
+    S = np.einsum("rn,rn->r", x, x) - n * mean * mean
+    risky = ~(S > 1e-6 * n * mean * mean)  # also catches S <= 0 and NaN
+    if risky.any():
+        c = x[risky] - mean[risky, None]
+        S[risky] = np.einsum("rn,rn->r", c, c)
+    return S
+
+
 def _denominator(n: int, estimator: str) -> int:
     if estimator == "unbiased":
         if n < 2:
@@ -179,10 +197,11 @@ class GaussianFamily:
         R, n, d = x.shape
         denom = _denominator(n, self.options.estimator)
         mean = x.mean(axis=1)
+        if d == 1:  # the hot path of large replicate studies: two passes, no centred copy
+            return GaussianModel(mean, _scatter_1d(x[..., 0], mean[:, 0])[:, None, None] / denom,
+                                 self.options.covariance == "diag", self.options.estimator)
         c = x - mean[:, None, :]
-        if d == 1:  # (R, 1, 1) without a batched matmul
-            cov = np.einsum("rni,rni->r", c, c)[:, None, None] / denom
-        elif self.options.covariance == "diag":
+        if self.options.covariance == "diag":
             cov = ((c ** 2).sum(axis=1) / denom)[..., None] * np.eye(d)
         else:
             cov = (np.swapaxes(c, -1, -2) @ c) / denom
