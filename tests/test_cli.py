@@ -79,6 +79,7 @@ BAD = [
     ({"sampling": {"bias": 1.5}}, "sampling.bias"),
     ({"sampling": {"bias": 0}}, "sampling.bias"),
     ({"replicates": "many"}, "replicates"),
+    ({"replicates": True}, "replicates"),
     ({"colour": "red"}, "colour"),
     ({"loop": {"policy": "recycle"}}, "loop.policy"),
     ({"model": {"family": "gaussian", "estimator": "bayes"}}, "model.estimator"),

@@ -138,6 +138,14 @@ class Config(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     curation: Optional[dict[str, Any]] = None
     correction: Optional[dict[str, Any]] = None
+
+    @field_validator("seed", "replicates", "generations", mode="before")
+    @classmethod
+    def _not_bool(cls, value: Any, info) -> Any:
+        """``replicates: true`` is a typo, not 1 (pydantic's lax mode would accept it)."""
+        if isinstance(value, bool):
+            raise ConfigError(info.field_name, value, "a whole number, not true/false")
+        return value
     grid: Optional[dict[str, list[Any]]] = None
 
     @field_validator("grid")
