@@ -219,7 +219,6 @@ def test_classifier_reward_plumbing(monkeypatch):
         rewards.build_reward(rewards.RewardOptions.model_validate({"reward": "classifier", "class": 12}), info, "curation")
 
 
-@pytest.mark.slow
 def test_classifier_reward_prefers_the_class_on_real_digits():
     """Top-k by the in-project classifier's confidence for 7 keeps mostly real 7s (trains the MLP if not cached)."""
     from sklearn.datasets import load_digits

@@ -162,7 +162,6 @@ def test_prd_shrunk_samples_gain_precision_and_lose_recall():
     assert np.all(np.abs(a["density"] - 1) < 0.15)
 
 
-@pytest.mark.slow
 def test_prd_runs_at_ten_thousand_points():
     x, y = rng().normal(size=(3, 10000, 2)), rng(1).normal(size=(3, 10000, 2))
     out = M.prd(x, y)
