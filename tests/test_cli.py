@@ -171,3 +171,13 @@ def test_summary_table_columns_from_config_and_flag(tmp_path):
     r = runner.invoke(app, ["run", str(write(tmp_path, cfg)), "--no-save", "-m", "sliced-wasserstein"])
     header = next(line for line in r.output.splitlines() if "run" in line and "┃" in line)
     assert "sliced-wasserstein" in header and "param.w2_sq" not in header
+
+
+@pytest.mark.parametrize("patch, expected", [
+    ({"model": {"family": "kde", "bandwith": 0.1}}, "model.bandwith = 0.1: unknown option (check the spelling; valid options: bandwidth)"),
+    ({"loop": {"policy": "replace", "n_reel": 5}}, "valid options: policy, n_real, n_synthetic"),
+    ({"correction": {"method": "knn-pull", "gama": 1}}, "correction.gama = 1: unknown option (check the spelling; valid options: method, gamma"),
+])
+def test_unknown_options_list_the_valid_ones(tmp_path, patch, expected):
+    r = runner.invoke(app, ["run", str(write(tmp_path, {**SMALL, **patch})), "--no-save"])
+    assert r.exit_code == 2 and expected in r.output and len(r.output.strip().splitlines()) == 1, r.output

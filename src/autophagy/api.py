@@ -28,7 +28,7 @@ def _options(cls, raw: dict, prefix: str):
     try:
         return model.model_validate(raw)
     except ValidationError as err:
-        raise from_validation_error(err, prefix) from None
+        raise from_validation_error(err, prefix, model) from None
 
 
 def build_source(cfg: Config, base_dir: Path = Path(".")):

@@ -188,8 +188,27 @@ def _format_loc(loc: tuple) -> str:
     return ".".join(parts) or "config"
 
 
-def from_validation_error(err: ValidationError, prefix: str = "") -> ConfigError:
-    """Turn pydantic's first error into our one-line ConfigError (union branches merged with "or")."""
+def _fields_at(model: Any, loc: tuple) -> list[str]:
+    """The option names of the (nested) pydantic model that ``loc`` points into; [] when unknown."""
+    import typing
+
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part) if isinstance(part, str) else None
+        if field is None:
+            return []
+        inner = [a for a in (field.annotation, *typing.get_args(field.annotation)) if isinstance(a, type)
+                 and issubclass(a, BaseModel)]
+        if not inner:
+            return []
+        model = inner[0]
+    fields = getattr(model, "model_fields", None)
+    return [f.alias or name for name, f in fields.items()] if fields else []
+
+
+def from_validation_error(err: ValidationError, prefix: str = "", model: Any = None) -> ConfigError:
+    """Turn pydantic's first error into our one-line ConfigError (union branches merged with "or").
+
+    ``model``: the pydantic class that was validated, so an unknown option can list the valid ones."""
     errors = err.errors(include_url=False)
     first = errors[0]
     field = _format_loc(tuple(first.get("loc", ())))
@@ -202,7 +221,9 @@ def from_validation_error(err: ValidationError, prefix: str = "") -> ConfigError
     if isinstance(value, dict):
         value = "{...}"
     if first.get("type") == "extra_forbidden":
-        return ConfigError(field, value, "", problem="unknown option (check the spelling; `autophagy components` lists the options)")
+        valid = _fields_at(model, tuple(first.get("loc", ()))[:-1]) if model is not None else []
+        hint = f"valid options: {', '.join(valid)}" if valid else "`autophagy components` lists the options"
+        return ConfigError(field, value, "", problem=f"unknown option (check the spelling; {hint})")
     msgs = []
     for e in errors:
         if _format_loc(tuple(e.get("loc", ()))) != _format_loc(tuple(first.get("loc", ()))):
@@ -292,7 +313,7 @@ def load_config(source: Union[str, Path, dict[str, Any], Config], overrides: lis
     try:
         return Config.model_validate(raw), base
     except ValidationError as err:
-        raise from_validation_error(err) from None
+        raise from_validation_error(err, model=Config) from None
 
 
 def expand(config: Config) -> list[Config]:
@@ -312,5 +333,5 @@ def expand(config: Config) -> list[Config]:
         try:
             out.append(Config.model_validate(d))
         except ValidationError as err:
-            raise from_validation_error(err) from None
+            raise from_validation_error(err, model=Config) from None
     return out

@@ -307,6 +307,6 @@ def build(cfg: dict[str, Any], source, base_dir: Path = Path(".")) -> Corrector:
     try:
         opts = opts_cls.model_validate(cfg)
     except ValidationError as err:
-        raise from_validation_error(err, "correction") from None
+        raise from_validation_error(err, "correction", opts_cls) from None
     opts.fraction()  # gamma or strength must be given
     return cls(opts, source)

@@ -189,5 +189,5 @@ def build(cfg: dict[str, Any], info: SourceInfo, base_dir: Path = Path(".")):
     try:
         opts = opts_cls.model_validate(cfg)
     except ValidationError as err:
-        raise from_validation_error(err, "curation") from None
+        raise from_validation_error(err, "curation", opts_cls) from None
     return cls(opts, info)

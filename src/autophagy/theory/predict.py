@@ -57,10 +57,11 @@ def _family_options(cfg: Config, info) -> Any:
     from ..config import from_validation_error
 
     cls = components.resolve("family", cfg.model.family, "model.family")
+    model = components.options_model(cls)
     try:
-        return components.options_model(cls).model_validate(dict(cfg.model.model_extra or {}))
+        return model.model_validate(dict(cfg.model.model_extra or {}))
     except ValidationError as err:
-        raise from_validation_error(err, "model") from None
+        raise from_validation_error(err, "model", model) from None
 
 
 def _source_info(cfg: Config, base_dir):
