@@ -137,9 +137,14 @@ def _median_distance(x: np.ndarray, d2: Optional[np.ndarray] = None) -> np.ndarr
     ``d2``: the (c, n, n) squared distances when already computed. Falls back to 1 for a set of
     identical points.
     """
-    iu = np.triu_indices(x.shape[1], 1)
-    med = np.array([np.median(np.sqrt((d2[r] if d2 is not None else _sqdist(x[r:r + 1], x[r:r + 1])[0])[iu]))
-                    for r in range(x.shape[0])])
+    from scipy.spatial.distance import pdist, squareform
+
+    def pairs(r: int) -> np.ndarray:  # the n(n−1)/2 distances, without an index array of twice that size
+        if d2 is None:
+            return pdist(x[r])
+        return np.sqrt(squareform(d2[r], checks=False))
+
+    med = np.array([np.median(pairs(r)) for r in range(x.shape[0])])
     return np.where(med > 0, med, 1.0)
 
 
