@@ -432,3 +432,11 @@ def test_one_dimensional_fast_scatter_is_accurate_even_far_from_zero():
     np.testing.assert_allclose(_scatter_1d(x, x.mean(1)), exact, rtol=1e-9)
     const = np.full((2, 10), 3.0)
     np.testing.assert_array_equal(_scatter_1d(const, const.mean(1)), 0.0)
+
+
+def test_kde_rule_bandwidth_on_constant_data_is_a_config_error():
+    from autophagy.models.kde import bandwidth
+
+    data = np.concatenate([gaussian_data(1, 10), np.ones((1, 10, 2))])
+    with pytest.raises(ConfigError, match=r"^model.bandwidth = 'scott': expected a fixed positive number: .*replicate 1"):
+        bandwidth(data, "scott")

@@ -86,6 +86,9 @@ def bandwidth(data: np.ndarray, rule: Union[str, float]) -> np.ndarray:
     if n < 2:
         raise ConfigError("model.bandwidth", rule, "a fixed positive number when a training set has a single point")
     s = np.sqrt(data.var(axis=1, ddof=1).mean(-1))
+    if not np.all(s > 0):
+        raise ConfigError("model.bandwidth", rule, f"a fixed positive number: a training set with no spread "
+                          f"(replicate {int(np.argmin(s))}) gives the {rule} rule h = 0")
     if rule == "scott":
         return s * n ** (-1.0 / (d + 4))
     return s * (n * (d + 2) / 4.0) ** (-1.0 / (d + 4))
