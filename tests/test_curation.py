@@ -257,3 +257,11 @@ def test_curated_runs_record_quality_and_diversity_side_by_side():
     assert {m for m in off.metrics.metric if not m.startswith("param.")} == {"sliced-wasserstein"}
     # the reward-mean metric uses the curation's own reward: the mean negative distance to the target
     assert (res[res.metric == "reward-mean"].value <= 0).all()
+
+
+def test_tradeoff_skips_knn_metrics_on_high_dimensional_images():
+    cfg = {"seed": 0, "replicates": 2, "generations": 1, "data": {"source": "binomial-grid", "size": 10, "cluster": 2},
+           "model": {"family": "kde", "bandwidth": 0.05}, "loop": {"policy": "replace", "n_real": 30},
+           "curation": {"method": "denoise", "fraction": 0.1}, "metrics": {"n_eval": 20, "n_heldout": 20}}
+    keys = set(autophagy.run(cfg).metrics.metric)
+    assert "variance-ratio" in keys and "precision" not in keys  # d = 100 > 64: no k-NN balls on raw pixels

@@ -525,24 +525,29 @@ def check_applicable(specs, info, has_log_prob: bool) -> None:
             import_path(o.features, "metrics.frechet.features")
 
 
-TRADEOFF_REWARD_KEYS = ("reward", "target", "radius", "class")
+TRADEOFF_PRD_MAX_DIM = 64  # k-NN balls above this: O(n·m·d) per replicate (about 1 s at 576 pixels) and weak on raw pixels
 
 
 def with_tradeoff(specs, info, curation: dict | None) -> list:
     """``specs`` plus what shows MAD's "quality kept, diversity lost" trade-off, where missing and applicable:
-    ``prd`` (precision = quality, recall = diversity), ``variance-ratio`` (diversity), ``mode-coverage``
-    (mixture sources: minority-mode mass) and ``reward-mean`` with the curation's own reward.
-    Categorical data get ``tv`` and ``kl`` instead. Used for runs with curation or correction."""
+    ``prd`` (precision = quality, recall = diversity; data of at most ``TRADEOFF_PRD_MAX_DIM`` dimensions),
+    ``variance-ratio`` (diversity), ``mode-coverage`` (mixture sources: minority-mode mass) and ``reward-mean``
+    with the curation's own reward. Categorical data get ``tv`` and ``kl`` instead. Used for runs with
+    curation or correction."""
+    from .rewards import RewardOptions
+
     specs = list(specs)
     have = {name for name, _ in specs}
     if info.kind == "categorical":
         wanted = [("tv", {}), ("kl", {})]
     else:
-        wanted = [("prd", {}), ("variance-ratio", {})]
+        wanted = [("prd", {})] if info.dim <= TRADEOFF_PRD_MAX_DIM else []
+        wanted.append(("variance-ratio", {}))
         if info.truth.get("components") is not None:
             wanted.append(("mode-coverage", {}))
         if curation and curation.get("method") not in ("random-k", "denoise"):
-            wanted.append(("reward-mean", {k: curation[k] for k in TRADEOFF_REWARD_KEYS if k in curation}))
+            keys = {f.alias or name for name, f in RewardOptions.model_fields.items()}
+            wanted.append(("reward-mean", {k: curation[k] for k in keys if k in curation}))
     return specs + [(name, opts) for name, opts in wanted if name not in have]
 
 
