@@ -23,7 +23,7 @@ from autophagy.rng import Streams
 from autophagy.testing import check_family
 
 
-def close(a, b, se, k=4.0):
+def assert_close(a, b, se, k=4.0):
     """|a − b| <= k·se elementwise (equality passes when both are exact), with a readable failure."""
     a, b, se = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float), np.asarray(se, float))
     assert np.all(np.abs(a - b) <= k * se), (a, b, se)
@@ -147,7 +147,7 @@ def test_gaussian_variance_estimator_bias(estimator, factor):
     data = math.sqrt(2.0) * Streams(5, 4000, -1, "data").normal(10, 1)
     model = GaussianFamily(GaussianFamily.Options(estimator=estimator), SourceInfo(dim=1)).fit(data, None)
     m, se = mean_se(model.param_metrics(SourceInfo(dim=1))["trace_cov"])
-    close(m, factor * 2.0, se)
+    assert_close(m, factor * 2.0, se)
 
 
 def _start_model(R, diag, estimator="mle"):
@@ -172,9 +172,9 @@ def test_exact_refit_matches_sample_path(diag, estimator, n):
         for stat in (lambda mo: mo.mean[:, 0], lambda mo: np.trace(mo.cov, axis1=1, axis2=2), lambda mo: mo.cov[:, 0, 1]):
             a, b = stat(exact), stat(path)
             (ma, sa), (mb, sb) = mean_se(a), mean_se(b)
-            close(ma, mb, math.hypot(sa, sb))
+            assert_close(ma, mb, math.hypot(sa, sb))
             (va, sva), (vb, svb) = var_se(a), var_se(b)
-            close(va, vb, math.hypot(sva, svb))
+            assert_close(va, vb, math.hypot(sva, svb))
 
 
 @pytest.mark.parametrize("n", [6, 3])
@@ -184,11 +184,11 @@ def test_exact_refit_wishart_moments(n):
     start = _start_model(R, False)
     new = start.exact_refit(n, Streams(3, R, 1, "sample"), lam)
     m, se = mean_se(new.cov)
-    close(m, lam * k * COV3 / n, se)
+    assert_close(m, lam * k * COV3 / n, se)
     v, sv = var_se(new.cov)
-    close(v, k * lam ** 2 * (COV3 ** 2 + np.outer(np.diag(COV3), np.diag(COV3))) / n ** 2, sv)
+    assert_close(v, k * lam ** 2 * (COV3 ** 2 + np.outer(np.diag(COV3), np.diag(COV3))) / n ** 2, sv)
     m, se = mean_se(((new.mean - start.mean) ** 2).sum(1))
-    close(m, lam * np.trace(COV3) / n, se)
+    assert_close(m, lam * np.trace(COV3) / n, se)
 
 
 def test_gaussian_w2_and_log_prob_match_scipy():
@@ -251,7 +251,7 @@ def test_kde_fixed_bandwidth_refit_oracle():
     C = np.cov(pool[0].T, bias=True)
     refit = family.fit(model.sample(m, Streams(2, R, 1, "sample"), bias=lam), None)
     got, se = mean_se(refit.param_metrics(GAUSS2)["trace_cov"])
-    close(got, (1 - 1 / m) * (np.trace(C) + lam * h * h * d) + h * h * d, se)
+    assert_close(got, (1 - 1 / m) * (np.trace(C) + lam * h * h * d) + h * h * d, se)
     assert model.param_metrics(GAUSS2)["trace_cov"][0] == pytest.approx(np.trace(C) + h * h * d)
 
 
@@ -269,14 +269,14 @@ def test_gmm_sampling_weights_and_biased_components():
     lam, m = 0.5, 20000
     x = model.sample(m, Streams(4, 3, 1, "sample"), bias=lam)
     first = x[..., 0] < 0  # the components are 10 apart along x
-    close(first.mean(1), w[0], math.sqrt(w[0] * w[1] / m))
+    assert_close(first.mean(1), w[0], math.sqrt(w[0] * w[1] / m))
     for r in range(3):
         for k, sel in enumerate((first[r], ~first[r])):
             pts = x[r][sel]
-            close(pts.mean(0), mu[k], np.sqrt(lam * np.diag(cov[k]) / len(pts)))
+            assert_close(pts.mean(0), mu[k], np.sqrt(lam * np.diag(cov[k]) / len(pts)))
             emp = np.cov(pts.T)
             se = np.sqrt(lam ** 2 * (cov[k] ** 2 + np.outer(np.diag(cov[k]), np.diag(cov[k]))) / len(pts))
-            close(emp, lam * cov[k], se)
+            assert_close(emp, lam * cov[k], se)
 
 
 def test_gmm_log_prob_and_moments():
@@ -336,7 +336,7 @@ def test_categorical_sharpening_probabilities():
     q = p ** 2 / (p ** 2).sum()
     freq = np.stack([np.bincount(row, minlength=6) for row in x]) / m
     assert freq[:, [1, 5]].sum() == 0
-    close(freq, q, np.sqrt(q * (1 - q) / m) + 1e-12)
+    assert_close(freq, q, np.sqrt(q * (1 - q) / m) + 1e-12)
 
 
 def test_categorical_sharpen_underflow_and_metrics():
@@ -376,7 +376,7 @@ def test_regression_ols_error_oracle_and_replace_chain():
     model = family.fit(data, None)
     for g in range(3):
         got, se = mean_se(model.param_metrics(info)["test_error"])
-        close(got, (g + 1) * unit, se)
+        assert_close(got, (g + 1) * unit, se)
         model = family.fit(model.sample(12, Streams(1, R, g + 1, "sample")), None)
 
 
@@ -386,12 +386,12 @@ def test_regression_residual_noise_estimate_and_sampling():
     info = SourceInfo(dim=4, kind="regression", truth={"w": w})  # no noise_std: estimated from residuals
     model = RegressionFamily(RegressionFamily.Options(), info).fit(data, None)
     got, se = mean_se(model.param_metrics(info)["noise_var"])
-    close(got, sigma ** 2, se)
+    assert_close(got, sigma ** 2, se)
     x = model.sample(30, Streams(5, R, 1, "sample"), bias=lam)  # 30 > n = 12: the design is tiled
     np.testing.assert_array_equal(x[:, :, :3], np.tile(X, (R, 3, 1))[:, :30])
     z = (x[..., 3] - np.einsum("rmd,rd->rm", x[..., :3], model.w)) / (math.sqrt(lam) * model.sigma[:, None])
-    close(z.mean(), 0.0, 1 / math.sqrt(z.size))
-    close(z.var(), 1.0, math.sqrt(2 / z.size))
+    assert_close(z.mean(), 0.0, 1 / math.sqrt(z.size))
+    assert_close(z.var(), 1.0, math.sqrt(2 / z.size))
     ref = scipy.stats.norm.logpdf(x[1, :, 3], x[1, :, :3] @ model.w[1], model.sigma[1])
     np.testing.assert_allclose(model.log_prob(x)[1], ref)
     fixed = RegressionFamily(RegressionFamily.Options(noise_std=2.0), info).fit(data[:3], None)
