@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 TOP_LEVEL = ("name", "seed", "replicates", "generations", "data", "model", "loop", "sampling", "metrics", "grid",
-             "curation", "correction")
+             "curation", "correction", "report")
 
 
 class _Strict(BaseModel):
@@ -109,6 +109,26 @@ class MetricsConfig(_Strict):
         return value
 
 
+class PhaseSpec(_Strict):
+    """One phase diagram: ``metric`` at ``generation`` (-1: the last) over two swept parameters."""
+
+    x: str = Field(description="dotted swept parameter on the horizontal axis, e.g. loop.n_synthetic")
+    y: str = Field(description="dotted swept parameter on the vertical axis, e.g. sampling.bias")
+    metric: str
+    generation: int = Field(-1, ge=-1)
+
+
+class ReportConfig(_Strict):
+    """The figures that tell a study's story (``autophagy report``); presentation only, not part of the hash."""
+
+    metrics: tuple[str, ...] = Field((), description="headline metrics, one figure each, in this order")
+    pairs: tuple[tuple[str, str], ...] = Field((), description="[x, y] metric pairs drawn as paths over generations")
+    phase: tuple[PhaseSpec, ...] = Field((), description="heatmaps of a metric over two swept parameters")
+    band: Literal["auto", "se", "quantile"] = Field(
+        "auto", description="replicate band: mean ± 2 s.e., the 10%-90% quantiles around the median, or auto "
+                            "(quantiles for heavy-tailed metrics)")
+
+
 class Component(BaseModel):
     """``data:`` / ``model:`` / ``curation:`` / ``correction:`` blocks: a name plus free options."""
 
@@ -138,6 +158,7 @@ class Config(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     curation: Optional[dict[str, Any]] = None
     correction: Optional[dict[str, Any]] = None
+    report: Optional[ReportConfig] = None
 
     @field_validator("seed", "replicates", "generations", mode="before")
     @classmethod
@@ -164,6 +185,7 @@ class Config(_Strict):
         d = self.to_dict()
         d.pop("name", None)
         d.pop("grid", None)
+        d.pop("report", None)  # presentation only: the same simulation whatever its figures
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
