@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from . import schedule
 from .errors import ConfigError
 
 TOP_LEVEL = ("name", "seed", "replicates", "generations", "data", "model", "loop", "sampling", "metrics", "grid",
@@ -32,8 +33,11 @@ class LoopConfig(_Strict):
     """How each generation's training set is built (see ``autophagy.policies``)."""
 
     policy: Literal["replace", "augment", "fresh", "accumulate", "accumulate-subsample"] = "replace"
-    n_real: int = Field(100, ge=1, description="real points per generation (fixed real set size, or fresh draws)")
-    n_synthetic: Optional[int] = Field(None, ge=1, description="synthetic points per generation; default n_real")
+    n_real: Union[int, tuple[int, ...], str] = Field(
+        100, description="real points per generation (fixed real set size, or fresh draws): a number, a list "
+                         "(entry g for generation g) or a formula over g such as '100 * (g + 1)**2'")
+    n_synthetic: Optional[Union[int, tuple[int, ...], str]] = Field(
+        None, description="synthetic points per generation (number, list or formula over g); default n_real")
     n_initial: Optional[int] = Field(None, ge=2, description="real points for generation 0 (MAD's n_ini); default n_real")
     synthetic_from: Literal["last", "all"] = "last"
     control: bool = Field(False, description="also run a real-only control lineage with the same budget")
@@ -48,22 +52,82 @@ class LoopConfig(_Strict):
         """YAML 1.1 reads a bare ``off`` as false (and ``on`` as true)."""
         return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
 
+    _generations: Optional[int] = PrivateAttr(None)  # set by Config: the horizon schedules are checked over
+
+    @field_validator("n_real", "n_synthetic", mode="before")
+    @classmethod
+    def _schedule(cls, value: Any, info) -> Any:
+        """Number, list or formula over g (``autophagy.schedule``); values are checked per generation by Config."""
+        return None if value is None else schedule.normalise(f"loop.{info.field_name}", value)
+
     @model_validator(mode="after")
     def _initial_matches(self):
-        if self.n_initial is not None and self.n_initial != self.n_real and self.policy in (
-                "augment", "accumulate", "accumulate-subsample"):
+        if not schedule.is_constant(self.n_real) and self.policy in ("replace", "augment", "accumulate"):
+            raise ConfigError("loop.n_real", _shown(self.n_real),
+                              f"a single number for policy {self.policy!r} (its real data are generation 0's set); "
+                              "schedule loop.n_synthetic instead, or use policy fresh / accumulate-subsample")
+        if self.n_initial is not None and self.policy in ("augment", "accumulate", "accumulate-subsample") and (
+                self.n_initial != self.real_at(0)):
             raise ConfigError("loop.n_initial", self.n_initial,
-                              f"unset or equal to loop.n_real ({self.n_real}) for policy {self.policy!r}: "
+                              f"unset or equal to loop.n_real ({self.real_at(0)}) for policy {self.policy!r}: "
                               "its fixed real set is generation 0's data")
         return self
 
+    def real_at(self, g: int) -> int:
+        """Real points at generation g (fresh draws, or the subsample budget): ``loop.n_real`` entry g."""
+        return schedule.at("loop.n_real", self.n_real, g)
+
+    def synthetic_at(self, g: int) -> int:
+        """Synthetic points at generation g >= 1: ``loop.n_synthetic`` entry g (default: ``n_real``'s)."""
+        if self.n_synthetic is None:
+            return self.real_at(g)
+        return schedule.at("loop.n_synthetic", self.n_synthetic, g)
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether n_real or n_synthetic changes with the generation."""
+        return not (schedule.is_constant(self.n_real) and (self.n_synthetic is None
+                                                           or schedule.is_constant(self.n_synthetic)))
+
+    def sizes(self, generations: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(n_real (G+1,), n_synthetic (G+1,))`` per generation, every value checked; entry 0 of
+        n_synthetic is reported as 0 (generation 0 trains on its real set only)."""
+        real = tuple(self.real_at(g) for g in range(generations + 1))
+        return real, (0,) + tuple(self.synthetic_at(g) for g in range(1, generations + 1))
+
     @property
     def synthetic(self) -> int:
-        return self.n_synthetic if self.n_synthetic is not None else self.n_real
+        """The synthetic count of an unscheduled loop (use ``synthetic_at(g)`` when it may be scheduled)."""
+        if self.scheduled:
+            raise TypeError("loop.n_synthetic / loop.n_real is a schedule: use LoopConfig.synthetic_at(g)")
+        return self.synthetic_at(1)
 
     @property
     def initial(self) -> int:
-        return self.n_initial if self.n_initial is not None else self.n_real
+        return self.n_initial if self.n_initial is not None else self.real_at(0)
+
+    def check_schedules(self, generations: int) -> None:
+        """Every generation's sizes are whole numbers >= 0 and every training set has at least one point
+        (``ConfigError`` naming the field and generation otherwise). Called by Config, which knows G."""
+        from .policies import training_sizes
+
+        schedule.values("loop.n_real", self.n_real, generations)
+        if self.n_synthetic is not None:
+            schedule.values("loop.n_synthetic", self.n_synthetic, generations)
+        sizes = training_sizes(self, generations)
+        for g, n in enumerate(sizes):
+            if n < 1:
+                if g == 0:
+                    field = "loop.n_initial" if self.n_initial is not None else "loop.n_real"
+                else:
+                    field = "loop.n_synthetic" if self.n_synthetic is not None else "loop.n_real"
+                raise ConfigError(field, _shown(getattr(self, field.split(".")[1])),
+                                  f"sizes giving every generation a non-empty training set "
+                                  f"(policy {self.policy!r} trains on {n} points at generation {g})")
+
+
+def _shown(raw: Any) -> Any:
+    return list(raw) if isinstance(raw, tuple) else raw
 
 
 class SamplingConfig(_Strict):
@@ -168,6 +232,13 @@ class Config(_Strict):
             raise ConfigError(info.field_name, value, "a whole number, not true/false")
         return value
     grid: Optional[dict[str, list[Any]]] = None
+
+    @model_validator(mode="after")
+    def _schedules(self):
+        """loop.n_real / loop.n_synthetic schedules checked for g = 0..G before any run starts."""
+        self.loop.check_schedules(self.generations)
+        self.loop._generations = self.generations
+        return self
 
     @field_validator("grid")
     @classmethod

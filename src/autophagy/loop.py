@@ -88,7 +88,6 @@ def simulate(plan: Plan, on_generation: Callable[[int], None] | None = None) -> 
     cfg = plan.config
     R, G, seed, bias = cfg.replicates, cfg.generations, cfg.seed, cfg.sampling.bias
     policy = POLICIES[cfg.loop.policy]
-    n_real, n_syn = cfg.loop.n_real, cfg.loop.synthetic
     S = lambda g, role: Streams(seed, R, g, role)  # noqa: E731 - the seed tree, one line
 
     real = plan.source.sample(cfg.loop.initial, S(-1, "data"))
@@ -121,6 +120,7 @@ def simulate(plan: Plan, on_generation: Callable[[int], None] | None = None) -> 
     models, history = [model], []
     exact = _exact_step_ok(plan, cfg) and hasattr(model, "exact_refit")
     for g in range(1, G + 1):
+        n_real, n_syn = cfg.loop.real_at(g), cfg.loop.synthetic_at(g)  # sizes may follow a schedule over g
         if exact:
             model = model.exact_refit(n_syn, S(g, "sample"), bias)
             record(g, model)

@@ -63,11 +63,21 @@ POLICIES: dict[str, Policy] = {
 }
 
 
-def smallest_training_set(loop) -> int:
-    """The fewest points any generation trains on under ``loop`` (a ``LoopConfig``): generation 0's
-    ``n_initial`` or the first policy-built set (later ones are never smaller). Lets families refuse a
-    too-small training set before a run starts instead of at generation g."""
-    n_r, n_s = loop.n_real, loop.synthetic
-    first = {"replace": n_s, "augment": n_r + n_s, "fresh": n_r + n_s, "accumulate": n_r + n_s,
-             "accumulate-subsample": min(n_r, n_r + n_s)}[loop.policy]
-    return min(loop.initial, first)
+def training_sizes(loop, generations: int) -> tuple[int, ...]:
+    """Points in each generation's training set, g = 0..G, under ``loop`` (a ``LoopConfig``; its n_real /
+    n_synthetic may be schedules, read at each g). Generation 0 trains on ``n_initial`` real points."""
+    sizes, pool = [loop.initial], loop.initial
+    for g in range(1, generations + 1):
+        n_r, n_s = loop.real_at(g), loop.synthetic_at(g)
+        pool += n_s  # accumulate: the real set plus every synthetic batch so far
+        sizes.append({"replace": n_s, "augment": loop.initial + n_s, "fresh": n_r + n_s, "accumulate": pool,
+                      "accumulate-subsample": min(n_r, pool)}[loop.policy])
+    return tuple(sizes)
+
+
+def smallest_training_set(loop, generations: int | None = None) -> int:
+    """The fewest points any generation trains on under ``loop`` (a ``LoopConfig``), over g = 0..G (G from
+    ``generations`` or the Config that validated ``loop``; 1 when neither is known and nothing is scheduled).
+    Lets families refuse a too-small training set before a run starts instead of at generation g."""
+    G = generations if generations is not None else loop._generations
+    return min(training_sizes(loop, 1 if G is None else G))

@@ -46,7 +46,7 @@ one-hot vectors: tr Σ* = 1 − Σ p*², and tr(scatter)/n = 1 − Σ p̂² is `
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence, Union
 
 import numpy as np
 
@@ -114,11 +114,14 @@ class MomentSpec:
     ``trace_star`` = tr Σ* of the source. ``bias`` = MAD's sampling bias λ. ``correction_t`` = γ/(1+γ)
     of ``reference-mix`` (0: none) with reference ``source`` or ``fitted`` (a Gaussian fitted once on
     ``n_reference`` real points). ``lineage`` ``control`` replaces every synthetic batch by fresh real draws.
+    ``n_real`` / ``n_synthetic`` are numbers or per-generation sequences (entry g for generation g, as
+    ``LoopConfig.sizes`` gives them): the recursion reads them at each g exactly as the loop does, so
+    schedules (Fu et al. 2024) are honoured; an empty batch (size 0) drops out of the training set.
     """
 
     n_initial: int
-    n_real: int
-    n_synthetic: int
+    n_real: Union[int, Sequence[int]]
+    n_synthetic: Union[int, Sequence[int]]
     generations: int
     trace_star: float
     policy: Policy = "replace"
@@ -134,8 +137,19 @@ class MomentSpec:
     lineage: Literal["loop", "control"] = "loop"
 
 
+def _size(n, g: int) -> int:
+    """Generation g's entry of a size or of a per-generation sequence of sizes."""
+    return int(n) if np.ndim(n) == 0 else int(n[g])
+
+
+def _real(gram: Gram, n: int, t_star: float) -> Group:
+    """A batch of n fresh real points (n = 0: an empty group)."""
+    return Group(n, gram.new(t_star / n) if n else gram.zero(), (n - 1) * t_star if n else 0.0)
+
+
 def _fit(spec: MomentSpec, gram: Gram, groups: list[Group], subsample: Optional[int] = None) -> Fitted:
     """Expected model fitted to concatenated ``groups`` (optionally a uniform subsample of ``subsample`` points)."""
+    groups = [g for g in groups if g.n > 0]
     P = sum(g.n for g in groups)
     mean = gram.combine([g.n / P for g in groups], [g.mean for g in groups])
     for g in groups:
@@ -162,6 +176,8 @@ def _synthetic(gram: Gram, m: int, weights: list[float], means: list[np.ndarray]
     centre = gram.combine(weights, means)
     spread = (sum(w * s for w, s in zip(weights, traces)) + sum(w * gram.sq(e) for w, e in zip(weights, means))
               - gram.sq(centre))
+    if m == 0:
+        return Group(0, centre, 0.0)
     return Group(m, centre + gram.new(spread / m), (m - 1) * spread)
 
 
@@ -180,8 +196,9 @@ def propagate(spec: MomentSpec) -> dict[str, np.ndarray]:
         reference = Fitted(gram.new(t_star / k), (k - 1) / k * t_star, (k - 1) / k * t_star)
     mse, trace = [gram.sq(model.mean)], [model.trace]
     for g in range(1, spec.generations + 1):
+        n_r, n_s = _size(spec.n_real, g), _size(spec.n_synthetic, g)
         if spec.lineage == "control":
-            synth = Group(spec.n_synthetic, gram.new(t_star / spec.n_synthetic), (spec.n_synthetic - 1) * t_star)
+            synth = _real(gram, n_s, t_star)
         else:
             pool = models if spec.synthetic_from == "all" else [models[-1]]
             t = spec.correction_t
@@ -192,15 +209,14 @@ def propagate(spec: MomentSpec) -> dict[str, np.ndarray]:
                 weights.append(t)
                 means.append(reference.mean if reference else gram.zero())
                 traces.append(reference.sample_trace if reference else t_star)
-            synth = _synthetic(gram, spec.n_synthetic, weights, means, traces)
+            synth = _synthetic(gram, n_s, weights, means, traces)
         history.append(synth)
-        n_r = spec.n_real
         if spec.policy == "replace":
             model = _fit(spec, gram, [synth])
         elif spec.policy == "augment":
             model = _fit(spec, gram, [real, synth])
         elif spec.policy == "fresh":
-            fresh = Group(n_r, gram.new(t_star / n_r), (n_r - 1) * t_star)
+            fresh = _real(gram, n_r, t_star)
             model = _fit(spec, gram, [fresh, synth])
         elif spec.policy == "accumulate":
             model = _fit(spec, gram, [real, *history])

@@ -99,7 +99,8 @@ def _correction(cfg: Config) -> tuple[float, str, int]:
 def _spec(cfg: Config, lineage: str, **kw) -> MomentSpec:
     loop = cfg.loop
     t, ref, n_ref = _correction(cfg)
-    return MomentSpec(n_initial=loop.initial, n_real=loop.n_real, n_synthetic=loop.synthetic,
+    n_real, n_synthetic = loop.sizes(cfg.generations) if loop.scheduled else (loop.n_real, loop.synthetic)
+    return MomentSpec(n_initial=loop.initial, n_real=n_real, n_synthetic=n_synthetic,
                       generations=cfg.generations, policy=loop.policy, bias=cfg.sampling.bias,
                       synthetic_from=loop.synthetic_from, correction_t=t, reference=ref, n_reference=n_ref,
                       lineage=lineage, **kw)
@@ -119,19 +120,23 @@ def _plain_replace(cfg: Config, lineage: str) -> str | None:
 
 
 def _gaussian(cfg, info, lineage, out, omitted):
+    from ..policies import training_sizes
+
     opts = _family_options(cfg, info)
     mean, cov = _moments_of_truth(info.truth or {})
     if cov is None:
         raise NoClosedForm(f"data.source = {cfg.data.source!r} publishes no covariance (info.truth['cov'])")
     t_star, d = float(np.trace(cov)), cov.shape[0]
     est, diag = opts.estimator, opts.covariance == "diag"
-    if est == "unbiased" and min(cfg.loop.initial, cfg.loop.synthetic, cfg.loop.n_real) < 2:
+    if est == "unbiased" and min(training_sizes(cfg.loop, cfg.generations)) < 2:
         raise NoClosedForm("the unbiased estimator needs at least two points per training set")
     m = propagate(_spec(cfg, lineage, trace_star=t_star, family="gaussian", estimator=est, dim=d))
     out["trace_cov"] = m["trace_cov"]
     if (info.truth or {}).get("mean") is not None:
         out["mean_sq_error"] = m["mean_sq_error"]
     why = _plain_replace(cfg, lineage)
+    if why is None and cfg.loop.scheduled:
+        why = "a per-generation n_synthetic schedule"
     if why is None and not (info.truth or {}).get("gaussian"):
         why = "a non-Gaussian source"
     if why is not None:
@@ -176,8 +181,8 @@ def _categorical(cfg, info, lineage, out, omitted):
     K = opts.categories or info.n_categories or p.size
     p = np.pad(p, (0, max(0, K - p.size)))
     alpha, lam = float(opts.smoothing), cfg.sampling.bias
-    n_big = max(cfg.loop.initial, cfg.loop.synthetic)
-    if _plain_replace(cfg, lineage) is None and (lam == 1.0 or K == 2) and n_big <= MAX_CATEGORICAL_N:
+    plain = _plain_replace(cfg, lineage) is None and not cfg.loop.scheduled
+    if plain and (lam == 1.0 or K == 2) and max(cfg.loop.initial, cfg.loop.synthetic) <= MAX_CATEGORICAL_N:
         out.update(cat.replace_metrics(p, cfg.loop.initial, cfg.loop.synthetic, cfg.generations, alpha, lam))
         return
     if (lam != 1.0 and lineage == "loop") or alpha != 0.0:  # the control lineage draws no biased samples
@@ -203,7 +208,7 @@ def _regression(cfg, info, lineage, out, omitted):
         raise NoClosedForm(f"linear regression: loop.policy = {loop.policy!r} / synthetic_from = "
                            f"{loop.synthetic_from!r} changes the design; closed forms exist for replace, augment, "
                            "fresh and accumulate with synthetic_from = last")
-    if not (loop.initial == loop.n_real == loop.synthetic):
+    if loop.scheduled or not (loop.initial == loop.n_real == loop.synthetic):
         raise NoClosedForm("linear regression: the closed form needs n_initial = n_real = n_synthetic "
                            "(synthetic labels are drawn at the fixed design)")
     design_std = truth.get("design_std", (cfg.data.model_extra or {}).get("design_std"))
@@ -322,7 +327,7 @@ def contraction(config: Any) -> pd.DataFrame:
     rows = []
     for c in expand(cfg):
         if (c.model.family != "gaussian" or c.loop.policy not in ("augment", "fresh") or not c.correction
-                or c.correction.get("method") != "reference-mix"):
+                or c.correction.get("method") != "reference-mix" or c.loop.scheduled):
             continue
         t = _correction(c)[0]
         gamma = math.inf if t == 1.0 else t / (1.0 - t)
