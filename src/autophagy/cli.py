@@ -33,32 +33,22 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(2)
 
 
-class _Progress:
-    """A rich progress bar that appears only once a study has run for more than a second."""
+def _version_callback(value: bool) -> None:
+    if value:
+        from ._version import __version__
 
-    def __init__(self, total_runs: int):
-        self.start = time.perf_counter()
-        self.total_runs = total_runs
-        self.bar = None
-        self.task = None
-        self.seen: set = set()
+        out_console.print(f"autophagy {__version__}")
+        raise typer.Exit(0)
 
-    def __call__(self, name: str, g: int, G: int) -> None:
-        self.seen.add(name)
-        if self.bar is None and time.perf_counter() - self.start > 1.0:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("gen {task.completed}/{task.total}"),
-                                TimeElapsedColumn(), console=console, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("", total=G + 1)
-        if self.bar is not None:
-            self.bar.update(self.task, description=f"run {len(self.seen)}/{self.total_runs} {name[:48]}",
-                            completed=g + 1, total=G + 1)
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                       help="print the version and exit")):
+    """Simulate self-consuming (autophagous) training loops of generative models."""
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+
+def _command_line() -> str:
+    return " ".join(["autophagy", *sys.argv[1:]])
 
 
 def _final_table(result, metrics: list[str]) -> Table:
@@ -74,7 +64,7 @@ def _final_table(result, metrics: list[str]) -> Table:
     rows: dict = {}
     for m in metrics:
         for _, r in result.final(m).iterrows():
-            label = _label(r["name"]) + (" (control)" if r["lineage"] == "control" else "")
+            label = _label(r["name"])  # control runs' names already say "(real-only control)"
             rows.setdefault(r["run_id"], [escape(label)]).append(f"{r['gen0']:.3g} -> {r['final']:.3g} ± {r['final_se']:.1g}")
     for run_id in result.runs.run_id:  # study order, not hash order
         if run_id in rows:
@@ -100,19 +90,29 @@ def _table_metrics(result, wanted) -> list[str]:
     return sample + params[:max(0, 3 - len(sample))]
 
 
-def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_metric: Optional[str] = None):
+def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_metric: Optional[str] = None,
+                    workers: int = 1, engine: Optional[str] = None, address: Optional[str] = None,
+                    reuse_any_version: bool = False, hidden: Optional[list] = None):
     from . import api
-    from .config import expand, load_config
+    from .progress import SweepProgress
 
-    cfg, _ = load_config(config, overrides)
-    n_runs = len(expand(cfg)) * (2 if cfg.loop.control else 1)
-    progress = _Progress(n_runs)
+    progress = SweepProgress(console)
     try:
-        result = api.run(cfg if not isinstance(config, (str, Path)) else config, out=out, overrides=overrides,
-                         on_generation=progress)
+        result = api.run(config, out=out, overrides=overrides, workers=workers, engine=engine, address=address,
+                         progress=progress, reuse_any_version=reuse_any_version, command=_command_line(),
+                         hidden_overrides=hidden)
+    except api.Interrupted as stop:
+        progress.close()
+        where = f" in {stop.out}" if stop.out is not None else " (nothing is saved without --out)"
+        console.print(f"interrupted: {stop.saved} of {stop.total} runs complete{where}; run the same command again "
+                      "to resume (finished runs and replicate blocks are reused)", highlight=False)
+        raise typer.Exit(130)
     finally:
         progress.close()
-    metrics = _table_metrics(result, table_metrics or list(cfg.metrics.table))
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    first = result.runs.config.iloc[0] if len(result.runs) else {}
+    metrics = _table_metrics(result, table_metrics or list(first.get("metrics", {}).get("table", ())))
     if metrics:
         out_console.print(_final_table(result, metrics))
     if result.reused:
@@ -122,7 +122,7 @@ def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_
         if plot:
             from .report.plots import plot_metric as draw
 
-            path = draw(result, plot, Path(out) / f"{plot.replace('.', '_')}.png", title=cfg.name)
+            path = draw(result, plot, Path(out) / f"{plot.replace('.', '_')}.png", title=first.get("name", ""))
             out_console.print(f"plot: {path}")
         if (Path(out) / "grids").is_dir():
             out_console.print(f"sample grids (replicate 0, per generation): {Path(out) / 'grids'}/<run_id>/")
@@ -130,12 +130,21 @@ def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_
     return result
 
 
+_WORKERS = typer.Option(1, "--workers", "-w", help="parallel workers (processes by default when > 1)")
+_ENGINE = typer.Option(None, "--engine", "-e", help="serial | processes | dask (default: serial for 1 worker, "
+                                                   "processes for more, dask with --address)")
+_ADDRESS = typer.Option(None, "--address", help="an existing Dask scheduler, e.g. tcp://host:8786 (implies --engine dask)")
+
+
 @app.command()
 def run(config: Path = typer.Argument(..., help="YAML or TOML config file"),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="results directory (default: results/<name>)"),
         set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override: key.path=value (repeatable)"),
         metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="metric(s) for the summary table"),
-        no_save: bool = typer.Option(False, "--no-save", help="print the table only; write no files")):
+        no_save: bool = typer.Option(False, "--no-save", help="print the table only; write no files"),
+        workers: int = _WORKERS, engine: Optional[str] = _ENGINE, address: Optional[str] = _ADDRESS,
+        reuse_any_version: bool = typer.Option(False, "--reuse-any-version",
+                                               help="reuse finished runs that another autophagy version stored")):
     """Run a study from a config file and print where each loop ends up."""
     try:
         from .config import load_config
@@ -143,7 +152,8 @@ def run(config: Path = typer.Argument(..., help="YAML or TOML config file"),
         _plugin_paths(config)
         cfg, _ = load_config(config, set_)
         target = None if no_save else (out or Path("results") / cfg.name)
-        _run_and_report(config, target, set_, metric)
+        _run_and_report(config, target, set_, metric, workers=workers, engine=engine, address=address,
+                        reuse_any_version=reuse_any_version)
     except AutophagyError as err:
         _fail(err)
 
@@ -189,7 +199,8 @@ def theory(config: Path = typer.Argument(..., help="YAML or TOML config file"),
            set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override: key.path=value (repeatable)"),
            predict_only: bool = typer.Option(False, "--predict-only", help="print the predictions without simulating"),
            all_rows: bool = typer.Option(False, "--all", help="print every generation (default: about ten per run, "
-                                                               "plus every flagged row)")):
+                                                               "plus every flagged row)"),
+           workers: int = _WORKERS, engine: Optional[str] = _ENGINE, address: Optional[str] = _ADDRESS):
     """Closed-form predictions beside the simulation's means ± Monte-Carlo s.e.; flags |z| > 4."""
     from . import api
     from . import theory as th
@@ -207,9 +218,18 @@ def theory(config: Path = typer.Argument(..., help="YAML or TOML config file"),
         if predict_only:
             out_console.print(table.to_string(index=False))
             return
-        result = api.run(config, overrides=overrides)
-        labels = {r.run_id: short_label(r.name) + (" (control)" if r.lineage == "control" else "")
-                  for r in result.runs.itertuples()}
+        from .progress import SweepProgress
+
+        progress = SweepProgress(console)
+        try:
+            result = api.run(config, overrides=set_, hidden_overrides=["metrics.tradeoff=false"], workers=workers,
+                             engine=engine, address=address, progress=progress, command=_command_line())
+        except api.Interrupted:
+            console.print("interrupted: nothing compared (the theory command keeps no results)", highlight=False)
+            raise typer.Exit(130)
+        finally:
+            progress.close()
+        labels = {r.run_id: short_label(r.name) for r in result.runs.itertuples()}
         table = th.compare(cfg, result.metrics)
         G = int(table.generation.max())
         step = max(1, -(-G // 10))
@@ -291,6 +311,70 @@ def components():
             say(f"{name}  {first_line(cls)}", 2)
             for line in describe_options(opts):
                 say(line, 6)
+
+
+@app.command()
+def report(directory: Path = typer.Argument(..., help="a results directory (holding results.sqlite)"),
+           metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="metric figure(s) to draw "
+                                                      "(default: the preset's report.metrics)"),
+           out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default: DIR/report.html)")):
+    """Write DIR/report.html: what was run, the figures and the theory table, in one self-contained file."""
+    from .report import write_report
+
+    try:
+        out_console.print(str(write_report(directory, out, metrics=metric or None)), highlight=False, soft_wrap=True)
+    except AutophagyError as err:
+        _fail(err)
+
+
+@app.command()
+def plot(directory: Path = typer.Argument(..., help="a results directory (holding results.sqlite)"),
+         metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="metric(s): one figure each "
+                                                    "(default: the preset's headline metrics)"),
+         pair: Optional[str] = typer.Option(None, "--pair", help="X,Y: the path of metric Y against metric X"),
+         phase: Optional[str] = typer.Option(None, "--phase", help="X,Y: swept parameters of a phase diagram "
+                                             "of --metric (dotted keys, e.g. loop.n_synthetic,sampling.bias)"),
+         generation: int = typer.Option(-1, "--generation", "-g", help="phase diagram generation (-1: the last)"),
+         band: str = typer.Option("auto", "--band", help="auto, se (mean ± 2 s.e.) or quantile (median, 10%-90%)"),
+         format: str = typer.Option("png", "--format", "-f", help="png, svg or pdf"),
+         out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default: DIR/figures)")):
+    """Single figures of a results directory: metric vs generation, a metric pair, or a phase diagram."""
+    from .errors import ConfigError
+    from .report import figures as F
+    from .report import load_study
+
+    def two(option: str, text: str) -> tuple[str, str]:
+        parts = [t.strip() for t in text.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(option, text, "two comma-separated names X,Y")
+        return parts[0], parts[1]
+
+    try:
+        if format not in F.FORMATS:
+            raise ConfigError("--format", format, " | ".join(F.FORMATS))
+        if band not in ("auto", "se", "quantile"):
+            raise ConfigError("--band", band, "auto, se or quantile")
+        study = load_study(directory)
+        folder = out or directory / "figures"
+        jobs = []
+        if pair:
+            x, y = two("--pair", pair)
+            jobs.append((f"{y}_vs_{x}", lambda x=x, y=y: F.pair_figure(study, x, y)))
+        if phase:
+            x, y = two("--phase", phase)
+            if not metric or len(metric) != 1:
+                raise ConfigError("--metric", metric or "(none)", "exactly one metric with --phase")
+            m = metric[0]
+            jobs.append((f"{m}_phase", lambda m=m, x=x, y=y: F.phase_figure(study, m, x, y, generation=generation)))
+        if not (pair or phase):
+            for m in metric or study.headline():
+                study.check_metric(m)
+                jobs.append((m, lambda m=m: F.metric_figure(study, m, band=band)))
+        for stem, draw in jobs:
+            path = F.save_figure(draw(), folder / f"{stem.replace('.', '_')}.{format}", format)
+            out_console.print(str(path), highlight=False, soft_wrap=True)
+    except AutophagyError as err:
+        _fail(err)
 
 
 def main() -> None:  # pragma: no cover
