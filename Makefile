@@ -14,7 +14,7 @@ $(VENV)/.core: pyproject.toml constraints.txt | $(PY)
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml constraints.txt | $(PY)
-	$(PIP) -e '.[dev,torch]'
+	$(PIP) -e '.[dev,torch,dask]'
 	@touch $@ $(VENV)/.core
 
 install: $(VENV)/.core
@@ -23,7 +23,7 @@ dev: $(VENV)/.dev
 
 # torch comes only from the pinned local CPU wheel (constraints.txt: torch==2.13.0)
 torch: $(VENV)/.dev
-	$(PIP) -e '.[dev,torch]'
+	$(PIP) -e '.[dev,torch,dask]'
 
 demo: $(VENV)/.core
 	$(VENV)/bin/autophagy demo --out results/demo

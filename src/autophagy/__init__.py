@@ -6,10 +6,11 @@ Public API::
     result = autophagy.run({"model": {"family": "gaussian"}, "loop": {"policy": "replace"}})
     result.metrics        # long DataFrame: run_id, replicate, generation, metric, value
 """
-from .api import Result, build, run
+from ._version import __version__
+from .api import Result, load, run
+from .build import build
 from .config import Config, load_config
 from .errors import AutophagyError, ConfigError, DataError
 from .rng import Streams
 
-__all__ = ["run", "build", "Result", "Config", "load_config", "Streams", "AutophagyError", "ConfigError", "DataError"]
-__version__ = "0.1.0"
+__all__ = ["run", "load", "build", "Result", "Config", "load_config", "Streams", "AutophagyError", "ConfigError", "DataError"]

@@ -1,93 +1,39 @@
-"""The public entry point: ``autophagy.run(config, out=None)``.
+"""The public entry points: ``autophagy.run(config, out=None, ...)`` and ``autophagy.load(DIR)``.
 
-``config`` is a dict, a YAML/TOML path or a ``Config``. Everything is validated before any
-simulation starts (bad values raise ``ConfigError`` / ``DataError`` with one clear line), and
-files are written only when ``out`` is given.
+``run`` = specs -> validate every run -> skip what the store already has -> shards -> executor ->
+store -> ``Result``. ``config`` is a dict, a YAML/TOML path or a ``Config``. Everything is validated
+before any simulation starts (bad values raise ``ConfigError`` / ``DataError`` with one clear line),
+and files are written only when ``out`` is given.
 """
 from __future__ import annotations
 
-import time
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 import pandas as pd
-from pydantic import ValidationError
 
-from . import components
-from .config import Config, expand, from_validation_error, load_config
-from .errors import ConfigError
-from .loop import Plan, simulate
+from .build import build, build_family, build_source  # noqa: F401 - re-exported (autophagy.build)
+from .spec import RunSpec, specs_for
 from .store import Store, long_frame
+from .sweep import Shard, ShardResult, execute, join_blocks, make_engine, split
 
 
-def _options(cls, raw: dict, prefix: str):
-    model = components.options_model(cls)
-    if model is None:
-        return raw
-    try:
-        return model.model_validate(raw)
-    except ValidationError as err:
-        raise from_validation_error(err, prefix, model) from None
+class Progress(Protocol):
+    """What ``run`` reports while it works (the CLI's progress bars implement it)."""
+
+    def start(self, shards: list[Shard]) -> None: ...
+    def generation(self, key: tuple, g: int) -> None: ...
+    def finished(self, key: tuple) -> None: ...
 
 
-def build_source(cfg: Config, base_dir: Path = Path(".")):
-    cls = components.resolve("source", cfg.data.source, "data.source")
-    opts = _options(cls, dict(cfg.data.model_extra or {}), "data")
-    try:
-        return cls(opts, base_dir=base_dir)
-    except TypeError:
-        return cls(opts)
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during ``run``: ``saved`` of ``total`` runs are complete in ``out`` (re-run to resume)."""
 
-
-def build_family(cfg: Config, info):
-    cls = components.resolve("family", cfg.model.family, "model.family")
-    raw = dict(cfg.model.model_extra or {})
-    if getattr(cls, "batched", False):
-        return cls(_options(cls, raw, "model"), info)
-    from .models.lifted import Lifted
-
-    if not callable(getattr(cls, "fit", None)) or not callable(getattr(cls, "sample", None)):
-        raise ConfigError("model.family", cfg.model.family, "a class with fit(x, rng) and sample(m, rng, bias) methods")
-    try:
-        cls(**raw)
-    except TypeError as exc:
-        raise ConfigError("model", "{...}", f"options accepted by {cfg.model.family} ({exc})") from None
-    return Lifted(cls, raw, info)
-
-
-def build(cfg: Config, base_dir: Path = Path("."), control: bool = False) -> Plan:
-    """Resolve and validate every component of a (grid-free) config."""
-    source = build_source(cfg, base_dir)
-    family = build_family(cfg, source.info)
-    if hasattr(family, "check_train_size"):
-        from .policies import smallest_training_set
-
-        family.check_train_size(smallest_training_set(cfg.loop))
-    specs = [(m.name, dict(m.options)) for m in cfg.metrics.use]
-    if (cfg.curation or cfg.correction) and cfg.metrics.tradeoff:
-        from .metrics import with_tradeoff
-
-        specs = with_tradeoff(specs, source.info, cfg.curation)
-    if specs:
-        from . import metrics as metric_lib
-
-        metric_lib.check_applicable(specs, source.info, has_log_prob=getattr(family, "has_log_prob", True))
-    curator = corrector = None
-    if cfg.curation:
-        from . import curation
-
-        curator = curation.build(cfg.curation, source.info, base_dir)
-        ranks_by_density = getattr(curator, "reward", None) is not None and curator.opts.reward == "log-likelihood"
-        if ranks_by_density and not getattr(family, "has_log_prob", True):
-            raise ConfigError("curation.reward", "log-likelihood",
-                              f"a reward that needs no density (distance, classifier or 'pkg.mod:fn'): "
-                              f"model.family {cfg.model.family} has no log_prob")
-    if cfg.correction:
-        from . import correction
-
-        corrector = correction.build(cfg.correction, source, base_dir)
-    return Plan(cfg, source, family, specs, curator, corrector, control)
+    def __init__(self, saved: int, total: int, out: Optional[Path]):
+        super().__init__(f"{saved} of {total} runs saved")
+        self.saved, self.total, self.out = saved, total, out
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -109,23 +55,26 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 @dataclass
 class Result:
-    """What a call to ``run`` produced.
+    """What a call to ``run`` (or ``load``) produced.
 
     ``metrics``: long DataFrame (run_id, replicate, generation, metric, value).
-    ``runs``: one row per run (run_id, name, hash, lineage ``loop`` | ``control``, config dict, seconds).
+    ``runs``: one row per run (run_id, name, hash, lineage ``loop`` | ``control``, status, version,
+    config dict, seconds, ...). ``reused``: run ids taken from the store instead of recomputed;
+    ``notes``: what the user should know (e.g. rows of another autophagy version left unused).
     """
 
     metrics: pd.DataFrame
     runs: pd.DataFrame
     out: Optional[Path] = None
     reused: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
 
     def summary(self, metric: str | None = None, generation: int | None = None) -> pd.DataFrame:
         """Mean, standard deviation and Monte-Carlo standard error over replicates, per run and generation."""
         df = self.metrics if metric is None else self.metrics[self.metrics.metric == metric]
         if generation is not None:
             df = df[df.generation == (df.generation.max() if generation == -1 else generation)]
-        g = df.groupby(["run_id", "metric", "generation"])["value"]
+        g = df.groupby(["run_id", "metric", "generation"], observed=True)["value"]
         out = g.agg(mean="mean", std="std", n="count").reset_index()
         out["se"] = out["std"] / out["n"] ** 0.5
         return out.merge(self.runs[["run_id", "name", "lineage"]], on="run_id", how="left")
@@ -139,50 +88,135 @@ class Result:
                              "final": last["mean"], "final_se": last["se"], "generation": last["generation"]}).reset_index()
 
 
+class _Callback:
+    """Adapts the older ``on_generation(name, g, G)`` callback to ``Progress``."""
+
+    def __init__(self, fn: Callable[[str, int, int], None]):
+        self.fn, self.shards = fn, {}
+
+    def start(self, shards):
+        self.shards = {s.key: s for s in shards}
+
+    def generation(self, key, g):
+        s = self.shards.get(key)
+        if s is not None:
+            self.fn(s.spec.name, g, s.spec.config.generations)
+
+    def finished(self, key):
+        pass
+
+
+def _pieces(engine, n_runs: int) -> int:
+    """How many shards to cut each run into: enough to keep every worker busy (about two per worker)."""
+    if engine.name == "serial" or n_runs == 0:
+        return 1
+    return max(1, -(-2 * engine.workers // n_runs))
+
+
+def _run_row(spec: RunSpec, seconds: float, status: str) -> dict:
+    return {"run_id": spec.run_id, "name": spec.name, "hash": spec.study_hash, "lineage": spec.lineage,
+            "status": status, "version": spec.version, "config": spec.config.to_dict(), "seconds": seconds}
+
+
 def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | None = None,
-        on_generation: Callable[[str, int, int], None] | None = None) -> Result:
+        workers: int = 1, engine: Any = None, address: str | None = None,
+        progress: Progress | None = None, on_generation: Callable[[str, int, int], None] | None = None,
+        reuse_any_version: bool = False, command: str = "autophagy.run(...)",
+        hidden_overrides: list[str] | None = None) -> Result:
     """Run a study: every grid point (and its control lineage when ``loop.control``).
 
-    ``on_generation(name, g, G)`` is called after each recorded generation (progress bars).
-    With ``out``, results go to ``out/results.sqlite`` and ``out/metrics.csv``; runs already
-    finished there with the same resolved config are loaded instead of recomputed.
+    ``workers`` / ``engine`` (``"serial"``, ``"processes"``, ``"dask"`` or a ``distributed.Client``) /
+    ``address`` (a Dask scheduler) choose where shards run; the numbers are the same everywhere.
+    With ``out``, results go to ``out/results.sqlite`` and ``out/metrics.csv``; runs finished there
+    with the same run id are loaded instead of recomputed, unfinished ones resume from their missing
+    replicate blocks. Rows that another autophagy version wrote for the same study are not reused
+    unless ``reuse_any_version`` (a note says they exist). ``hidden_overrides`` are applied without
+    showing in run names.
     """
-    cfg, base_dir = load_config(config, overrides)
-    configs = expand(cfg)
-    plans = []
-    for c in configs:  # validate everything before running anything
-        plans.append(build(c, base_dir))
-        if c.loop.control:
-            plans.append(build(c, base_dir, control=True))
-    store = Store(Path(out)) if out is not None else None
-    frames, runs, reused = [], [], []
-    for plan in plans:
-        c = plan.config
-        lineage = "control" if plan.control else "loop"
-        run_id = c.hash() + ("-control" if plan.control else "")
-        name = c.name + (" (real-only control)" if plan.control else "")
-        info = {"run_id": run_id, "name": name, "hash": c.hash(), "lineage": lineage, "config": c.to_dict()}
-        cached = store.finished(run_id) if store else None
-        if cached is not None:
-            frames.append(cached)
-            reused.append(run_id)
-            runs.append({**info, "seconds": 0.0})
+    specs = specs_for(config, overrides, hidden=hidden_overrides)
+    for s in specs:  # validate everything before running anything
+        build(s)
+    store = Store(Path(out)).prepare() if out is not None else None
+    unique = list({s.run_id: s for s in specs}.values())
+    reused, notes, alias = [], [], {}
+    todo: list[tuple[RunSpec, list]] = []
+    for s in unique:
+        status, blocks = store.status(s.run_id) if store else (None, [])
+        if status == "done":
+            reused.append(s.run_id)
             continue
-        if store and hasattr(plan.family, "save"):
-            plan.checkpoint_dir = store.dir / "checkpoints" / run_id
-        if store and plan.source.info.image_shape is not None:
-            plan.grid_dir = store.dir / "grids" / run_id
-        t0 = time.perf_counter()
-        cb = (lambda g, _n=name, _G=c.generations: on_generation(_n, g, _G)) if on_generation else None
-        values = simulate(plan, cb)
-        info["seconds"] = time.perf_counter() - t0
-        frame = long_frame(run_id, values)
+        if store and status is None:
+            others = store.other_versions(s.study_hash, s.run_id)
+            if others and reuse_any_version:
+                alias[s.run_id] = others[0][0]
+                reused.append(s.run_id)
+                continue
+            if others:
+                notes.append(f"{s.name}: {out} holds this study from autophagy {others[0][1]}; recomputed with "
+                             f"{s.version} (--reuse-any-version reuses the old rows)")
+        todo.append((s, blocks))
+    if progress is None and on_generation is not None:
+        progress = _Callback(on_generation)
+    on_event = _events(store, progress)
+    eng = make_engine(engine, workers, on_event, address)
+    pieces = _pieces(eng, len(todo))
+    shards = []
+    for s, blocks in todo:
         if store:
-            store.save(info, frame)
-        frames.append(frame)
-        runs.append(info)
-    metrics = _concat(frames)
-    result = Result(metrics, pd.DataFrame(runs), Path(out) if out is not None else None, reused)
+            store.begin_run(s, command, socket.gethostname())
+        shards += split(s, blocks, pieces, str(out) if out is not None else None)
+    computed: dict[str, dict[int, dict]] = {}
+    seconds: dict[str, float] = {}
+
+    def on_result(shard: Shard, res: ShardResult) -> None:
+        computed.setdefault(shard.spec.run_id, {})[shard.start] = res.values
+        seconds[shard.spec.run_id] = seconds.get(shard.spec.run_id, 0.0) + res.seconds
+        if store:
+            store.save_block(shard.spec.run_id, shard.start, res.values, res.seconds, shard.spec.config.replicates)
+        if progress:
+            progress.finished(shard.key)
+
+    if progress:
+        progress.start(shards)
+    try:
+        execute(shards, eng, on_result)
+    except KeyboardInterrupt:
+        done = sum(1 for s in unique if (store.status(s.run_id)[0] if store else None) == "done")
+        if store:
+            store.export("csv")
+        raise Interrupted(done, len(unique), Path(out) if out is not None else None) from None
+    frames, runs = [], []
+    for s in unique:
+        mine = computed.get(s.run_id, {})
+        covered = sum(next(iter(v.values())).shape[1] for v in mine.values()) if mine else 0
+        if mine and covered == s.config.replicates:
+            values = join_blocks(mine)
+        else:  # finished earlier, resumed from stored blocks, or another version's rows (reuse_any_version)
+            values = store.values(alias.get(s.run_id, s.run_id))
+        frames.append(long_frame(s.run_id, values))
+        runs.append(_run_row(s, seconds.get(s.run_id, 0.0), "done"))
+    result = Result(_concat(frames), pd.DataFrame(runs), Path(out) if out is not None else None, reused, notes)
     if store:
         store.export("csv")
     return result
+
+
+def _events(store: Store | None, progress: Progress | None):
+    def on_event(key: tuple, g: int, values: dict | None) -> None:
+        if values is not None and store is not None:
+            store.save_generation(key[0], key[1], g, values)
+        if progress is not None:
+            progress.generation(key, g)
+    return on_event
+
+
+def load(directory: str | Path) -> Result:
+    """Reopen a results directory: every run (``status`` done or running, ``generations_done``) and every
+    stored metric row, including the per-generation rows of unfinished neural runs."""
+    import json
+
+    runs, metrics = Store(Path(directory)).load()
+    runs = runs.assign(config=[json.loads(c) if isinstance(c, str) else c for c in runs.config])
+    for col in ("run_id", "metric"):
+        metrics[col] = pd.Categorical(metrics[col])
+    return Result(metrics, runs, Path(directory))

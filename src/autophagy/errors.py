@@ -15,11 +15,33 @@ class ConfigError(AutophagyError, ValueError):
         self.field, self.value, self.valid = field, value, valid
         shown = repr(value) if not isinstance(value, str) or len(value) < 80 else repr(value[:77] + "...")
         super().__init__(f"{field} = {shown}: {problem}" if problem else f"{field} = {shown}: expected {valid}")
+        self.problem = problem
+
+    def __reduce__(self):  # errors raised in a worker process travel back to the driver intact
+        return _rebuild, (type(self), (self.field, self.value, self.valid), {"problem": self.problem})
 
 
 class DataError(AutophagyError, ValueError):
     """A bad data file (missing, empty, NaN/inf, wrong shape)."""
 
     def __init__(self, field: str, value: Any, problem: str):
-        self.field, self.value = field, value
+        self.field, self.value, self.problem = field, value, problem
         super().__init__(f"{field} = {value!r}: {problem}")
+
+    def __reduce__(self):
+        return _rebuild, (type(self), (self.field, self.value, self.problem), {})
+
+
+class StoreError(AutophagyError):
+    """A results directory that cannot be used (corrupt database, a file where a folder should be)."""
+
+    def __init__(self, path: Any, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{path}: {problem}")
+
+    def __reduce__(self):
+        return _rebuild, (type(self), (self.path, self.problem), {})
+
+
+def _rebuild(cls, args, kwargs):
+    return cls(*args, **kwargs)

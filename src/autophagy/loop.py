@@ -29,7 +29,7 @@ from .rng import Streams
 
 @dataclass
 class Plan:
-    """Everything a simulation needs, validated (built by ``autophagy.api.build``)."""
+    """Everything a simulation needs, validated (built by ``autophagy.build.build``)."""
 
     config: Any  # autophagy.config.Config
     source: Any
@@ -81,19 +81,27 @@ def _fit(plan: Plan, g: int, train: np.ndarray, streams: Streams, init):
     return model
 
 
-def simulate(plan: Plan, on_generation: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """Run the loop; returns ``{metric: (G+1, R) array}``."""
+def simulate(plan: Plan, on_generation: Callable[[int, dict], None] | None = None,
+             block: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """Run the loop; returns ``{metric: (G+1, R) array}``.
+
+    ``block = (start, stop)`` runs replicates ``start..stop-1`` only (``start`` a multiple of
+    ``rng.BLOCK``): the seed tree makes their numbers the same as in the full run, so a sweep may
+    split one large run over workers. ``on_generation(g, values)`` gets each recorded generation's
+    ``{metric: (R,) array}`` (progress, and rows of unfinished runs).
+    """
     from . import metrics as metric_lib
 
     cfg = plan.config
-    R, G, seed, bias = cfg.replicates, cfg.generations, cfg.seed, cfg.sampling.bias
+    start, stop = block if block is not None else (0, cfg.replicates)
+    R, G, seed, bias = stop - start, cfg.generations, cfg.seed, cfg.sampling.bias
     policy = POLICIES[cfg.loop.policy]
-    S = lambda g, role: Streams(seed, R, g, role)  # noqa: E731 - the seed tree, one line
+    S = lambda g, role: Streams(seed, R, g, role, start)  # noqa: E731 - the seed tree, one line
 
     real = plan.source.sample(cfg.loop.initial, S(-1, "data"))
     heldout = plan.source.sample(cfg.metrics.n_heldout, S(-1, "heldout")) if plan.metric_specs else None
     records: dict[str, list] = {}
-    grids = plan.grid_dir is not None and cfg.metrics.grid_samples > 0
+    grids = plan.grid_dir is not None and cfg.metrics.grid_samples > 0 and start == 0  # replicate 0's samples
     if grids:
         from .report.grids import save_generation_grid
 
@@ -103,13 +111,14 @@ def simulate(plan: Plan, on_generation: Callable[[int], None] | None = None) -> 
             evals = model.sample(cfg.metrics.n_eval, S(g, "eval"), bias=bias)
             values.update(metric_lib.compute(plan.metric_specs, heldout, evals, model=model,
                                              info=plan.source.info, streams=S(g, "metric")))
+        values = {k: np.asarray(v, dtype=float).reshape(R) for k, v in values.items()}
         for k, v in values.items():
-            records.setdefault(k, [np.full(R, np.nan)] * g).append(np.asarray(v, dtype=float).reshape(R))
+            records.setdefault(k, [np.full(R, np.nan)] * g).append(v)
         if grids:  # its own stream ("grid"), so saving pictures never changes a recorded number
             images = model.sample(cfg.metrics.grid_samples, S(g, "grid"), bias=bias)[0]
             save_generation_grid(plan.grid_dir, g, images, plan.source.info.image_shape)
         if on_generation:
-            on_generation(g)
+            on_generation(g, values)
 
     if grids:
         save_generation_grid(plan.grid_dir, "real", real[0, :cfg.metrics.grid_samples], plan.source.info.image_shape)

@@ -1,33 +1,60 @@
 """Results on disk: ``DIR/results.sqlite`` (stdlib sqlite3) plus ``DIR/metrics.csv`` and ``DIR/runs.csv``.
 
-Tables: ``runs(run_id, name, hash, lineage, config, status, created, seconds)`` with the resolved
-config as JSON, and ``metrics(run_id, replicate, generation, metric, value)``. A run's rows are
-written in one transaction after the run finishes, so an interrupted study leaves only finished
-runs behind, and re-running the same config into the same DIR reuses them (``finished``).
-CSV files are written to a temporary name and renamed, so they are never half-written.
+Only the driver process writes here (workers return arrays), so the database never sits behind a
+network file system's locks. Tables:
+
+* ``runs``: one row per run (``run_id`` = RunSpec id, ``hash`` = its version-free study hash, name,
+  lineage, the grid-free ``config`` and the resolved ``spec`` as JSON, ``status`` running | done,
+  replicates, generations, version, command, host, ISO ``started`` / ``finished``, seconds);
+* ``blocks``: the finished replicate blocks ``[start, stop)`` of each run (a run is split by replicate
+  block over workers; resuming recomputes only the missing blocks);
+* ``metrics(run_id, replicate, generation, metric, value)``, unique per (run, metric, generation,
+  replicate): a block's rows and its ``blocks`` row are written in one transaction, so a crash (even
+  ``kill -9``) leaves whole blocks or nothing, and a row can never be stored twice.
+
+Families that checkpoint (the neural ones) also stream each generation's rows as it finishes, so an
+unfinished run's metrics are readable (``autophagy.load``, ``export``; its status says running).
+
+Several processes may share one directory: writes take SQLite's write lock up front
+(``BEGIN IMMEDIATE``) and wait for it; new databases are built under a unique temporary name and
+linked into place; exports go to unique temporary names and are renamed while holding the lock.
+A corrupt, truncated or foreign file is reported in one line and never overwritten.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
+import uuid
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
+from .errors import StoreError
+
+FORMAT = 2  # PRAGMA user_version of the database layout
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, name TEXT, hash TEXT, lineage TEXT, config TEXT,
     status TEXT, created REAL, seconds REAL);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT, replicate INTEGER, generation INTEGER, metric TEXT, value REAL);
-CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id);
+CREATE TABLE IF NOT EXISTS blocks (
+    run_id TEXT, start INTEGER, stop INTEGER, seconds REAL, PRIMARY KEY (run_id, start));
 """
+# format 1 (autophagy 0.1) had only the first eight run columns and no blocks table
+RUN_EXTRA = {"spec": "TEXT", "version": "TEXT", "command": "TEXT", "host": "TEXT", "started": "TEXT",
+             "finished": "TEXT", "replicates": "INTEGER", "generations": "INTEGER", "metric_names": "TEXT"}
+INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS metrics_key ON metrics(run_id, metric, generation, replicate)"
 
 METRIC_COLUMNS = ["run_id", "replicate", "generation", "metric", "value"]
-RUN_COLUMNS = ["run_id", "name", "hash", "lineage", "config", "seconds"]
+RUN_COLUMNS = ["run_id", "name", "hash", "lineage", "status", "replicates", "generations", "version", "seconds",
+               "started", "finished", "command", "host", "config"]
+_FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
 
 
 def long_frame(run_id: str, values: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -53,66 +80,233 @@ def long_frame(run_id: str, values: dict[str, np.ndarray]) -> pd.DataFrame:
     }, copy=False)
 
 
+def _rows(run_id: str, start: int, values: dict[str, np.ndarray], generation: int | None = None) -> Iterator[tuple]:
+    """SQL rows of a block's ``{metric: (G+1, Rb)}`` (or one generation's ``{metric: (Rb,)}``)."""
+    for metric, arr in values.items():
+        arr = np.asarray(arr, dtype=float)
+        if generation is not None:
+            arr = arr.reshape(1, -1)
+        G1, Rb = arr.shape
+        gens = np.repeat(np.arange(G1) if generation is None else np.array([generation]), Rb)
+        reps = np.tile(np.arange(start, start + Rb), G1)
+        vals = arr.reshape(-1)
+        yield from zip([run_id] * len(vals), reps.tolist(), gens.tolist(), [metric] * len(vals),
+                       [None if v != v else v for v in vals.tolist()])  # NaN is stored as NULL
+
+
+def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells a spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``) get a leading ``'``."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_LEAD) else v)
+    return out
+
+
 class Store:
-    def __init__(self, directory: Path):
+    """The results directory of one or more studies (see the module docstring)."""
+
+    def __init__(self, directory: Path | str):
         self.dir = Path(directory)
         self.path = self.dir / "results.sqlite"
 
-    def _connect(self) -> sqlite3.Connection:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path)
-        con.executescript(SCHEMA)
-        return con
+    # ------------------------------------------------------------------ opening
+    def prepare(self) -> "Store":
+        """Check, before anything runs, that the directory can hold results: not a file, writable, and
+        any existing database readable. Creates the directory and the database when missing."""
+        if self.dir.exists() and not self.dir.is_dir():
+            raise StoreError(self.dir, "is a file, not a results directory; choose another --out")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            probe = self.dir / f".write-test.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StoreError(self.dir, f"cannot write results here ({exc.strerror or exc}); choose another --out") from None
+        with self._connect():
+            pass
+        return self
 
-    def finished(self, run_id: str) -> pd.DataFrame | None:
-        """The stored metrics of a finished run, or None."""
+    def _create(self) -> None:
+        """A new database built under a unique name and linked into place (never a half-made file)."""
+        tmp = self.dir / f".results.{os.getpid()}.{uuid.uuid4().hex[:8]}.sqlite.tmp"
+        con = sqlite3.connect(tmp)
+        try:
+            con.executescript(SCHEMA)
+            for col, typ in RUN_EXTRA.items():
+                con.execute(f"ALTER TABLE runs ADD COLUMN {col} {typ}")
+            con.execute(INDEX)
+            con.execute(f"PRAGMA user_version = {FORMAT}")
+            con.commit()
+        finally:
+            con.close()
+        try:
+            os.link(tmp, self.path)
+        except FileExistsError:
+            pass  # another process made it first
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _check(self, con: sqlite3.Connection) -> None:
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "runs" not in tables or "metrics" not in tables:
+            raise StoreError(self.path, "is a SQLite database but not an autophagy results store (no runs/metrics "
+                                        "tables); choose another --out")
+        if version > FORMAT:
+            raise StoreError(self.path, f"was written by a newer autophagy (store format {version}, this one reads "
+                                        f"{FORMAT}); upgrade autophagy or choose another --out")
+        if version < FORMAT:  # autophagy 0.1: add the new columns and the blocks table in place
+            con.execute("BEGIN IMMEDIATE")
+            have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+            for col, typ in RUN_EXTRA.items():
+                if col not in have:
+                    con.execute(f"ALTER TABLE runs ADD COLUMN {col} {typ}")
+            con.execute("CREATE TABLE IF NOT EXISTS blocks (run_id TEXT, start INTEGER, stop INTEGER, "
+                        "seconds REAL, PRIMARY KEY (run_id, start))")
+            con.execute(INDEX)
+            con.execute(f"PRAGMA user_version = {FORMAT}")
+            con.commit()
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection (autocommit; writers use ``BEGIN IMMEDIATE``); database errors become one StoreError line."""
         if not self.path.exists():
-            return None
-        con = self._connect()
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._create()
+        elif self.path.is_dir():
+            raise StoreError(self.path, "is a directory, not a results database; choose another --out")
+        elif self.path.stat().st_size == 0:
+            raise StoreError(self.path, "is empty (0 bytes), not a results database; delete it to start afresh "
+                                        "or choose another --out (nothing was changed)")
+        con = None
         try:
+            con = sqlite3.connect(self.path, timeout=600, isolation_level=None)
+            self._check(con)
+            yield con
+        except sqlite3.DatabaseError as exc:
+            if con is not None and con.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    con.rollback()
+            raise StoreError(self.path, f"is not a readable results database ({exc}): corrupt or truncated; move it "
+                                        "away (nothing was overwritten) or choose another --out") from None
+        finally:
+            if con is not None:
+                con.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+
+    # ------------------------------------------------------------------ runs
+    def begin_run(self, spec, command: str, host: str) -> None:
+        """Record that a run has started (kept as it is when the run already has a row)."""
+        from datetime import datetime, timezone
+
+        cfg = spec.config
+        with self._write() as con:
+            con.execute(
+                "INSERT OR IGNORE INTO runs (run_id, name, hash, lineage, config, status, created, seconds, spec, version,"
+                " command, host, started, replicates, generations) VALUES (?, ?, ?, ?, ?, 'running', ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+                (spec.run_id, spec.name, spec.study_hash, spec.lineage, json.dumps(cfg.to_dict()), time.time(),
+                 json.dumps(spec.resolved), spec.version, command, host,
+                 datetime.now(timezone.utc).isoformat(timespec="seconds"), cfg.replicates, cfg.generations))
+
+    def status(self, run_id: str) -> tuple[str | None, list[tuple[int, int]]]:
+        """(status or None when unknown, finished replicate blocks [(start, stop)])."""
+        if not self.path.exists():
+            return None, []
+        with self._connect() as con:
             row = con.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if not row or row[0] != "done":
-                return None
-            return pd.read_sql_query("SELECT run_id, replicate, generation, metric, value FROM metrics WHERE run_id = ?",
-                                     con, params=(run_id,))
-        finally:
-            con.close()
+            blocks = con.execute("SELECT start, stop FROM blocks WHERE run_id = ? ORDER BY start", (run_id,)).fetchall()
+        return (row[0] if row else None), [tuple(b) for b in blocks]
 
-    def save(self, run: dict, metrics: pd.DataFrame) -> None:
-        """Write one finished run (replacing any unfinished copy) in a single transaction."""
-        con = self._connect()
-        try:
-            with con:
-                con.execute("DELETE FROM metrics WHERE run_id = ?", (run["run_id"],))
-                con.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, 'done', ?, ?)",
-                            (run["run_id"], run["name"], run["hash"], run["lineage"], json.dumps(run["config"]),
-                             time.time(), float(run.get("seconds", 0.0))))
-                con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
-                                metrics[METRIC_COLUMNS].itertuples(index=False, name=None))
-        finally:
-            con.close()
+    def other_versions(self, study_hash: str, run_id: str) -> list[tuple[str, str]]:
+        """Finished runs of the same study made by another autophagy version: [(run_id, version)]."""
+        if not self.path.exists():
+            return []
+        with self._connect() as con:
+            return [tuple(r) for r in con.execute(
+                "SELECT run_id, version FROM runs WHERE hash = ? AND run_id != ? AND status = 'done'", (study_hash, run_id))]
 
+    def save_generation(self, run_id: str, start: int, generation: int, values: dict[str, np.ndarray]) -> None:
+        """One generation's rows of an unfinished block (readable before the run ends)."""
+        with self._write() as con:
+            con.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)", _rows(run_id, start, values, generation))
+
+    def save_block(self, run_id: str, start: int, values: dict[str, np.ndarray], seconds: float, total: int) -> bool:
+        """A finished replicate block's rows, in one transaction; marks the run done when its ``total``
+        replicates are all in. Returns whether the run is now done."""
+        from datetime import datetime, timezone
+
+        stop = start + next(iter(values.values())).shape[1] if values else start
+        with self._write() as con:
+            con.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)", _rows(run_id, start, values))
+            con.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?)", (run_id, start, stop, seconds))
+            con.execute("UPDATE runs SET seconds = COALESCE(seconds, 0) + ?, metric_names = COALESCE(metric_names, ?) "
+                        "WHERE run_id = ?", (seconds, json.dumps(list(values)), run_id))
+            covered = con.execute("SELECT COALESCE(SUM(stop - start), 0) FROM blocks WHERE run_id = ?", (run_id,)).fetchone()[0]
+            done = covered >= total
+            if done:
+                con.execute("UPDATE runs SET status = 'done', finished = ? WHERE run_id = ?",
+                            (datetime.now(timezone.utc).isoformat(timespec="seconds"), run_id))
+        return done
+
+    def values(self, run_id: str) -> dict[str, np.ndarray]:
+        """A run's stored metrics as ``{metric: (G+1, R)}`` (NaN where a row is missing), in recorded order."""
+        with self._connect() as con:
+            row = con.execute("SELECT replicates, generations, metric_names FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            df = pd.read_sql_query("SELECT replicate, generation, metric, value FROM metrics WHERE run_id = ?",
+                                   con, params=(run_id,))
+        R = int(row[0]) if row and row[0] is not None else int(df.replicate.max()) + 1
+        G1 = int(row[1]) + 1 if row and row[1] is not None else int(df.generation.max()) + 1
+        names = json.loads(row[2]) if row and row[2] else list(dict.fromkeys(df.metric))
+        out = {}
+        for name in names + [m for m in dict.fromkeys(df.metric) if m not in names]:
+            part = df[df.metric == name]
+            arr = np.full((G1, R), np.nan)
+            arr[part.generation.to_numpy(), part.replicate.to_numpy()] = part.value.to_numpy(dtype=float)
+            out[name] = arr
+        return out
+
+    # ------------------------------------------------------------------ reading
     def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """All runs and metrics in the store."""
-        con = self._connect()
-        try:
-            runs = pd.read_sql_query("SELECT run_id, name, hash, lineage, config, seconds FROM runs WHERE status = 'done'", con)
-            metrics = pd.read_sql_query("SELECT run_id, replicate, generation, metric, value FROM metrics", con)
-        finally:
-            con.close()
+        """All runs (finished or not, with their status) and all metric rows in the store."""
+        if not self.path.exists():
+            raise StoreError(self.dir, "holds no results.sqlite: not a results directory")
+        with self._connect() as con:
+            runs = pd.read_sql_query(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY created, rowid", con)
+            metrics = pd.read_sql_query("SELECT run_id, replicate, generation, metric, value FROM metrics "
+                                        "ORDER BY run_id, metric, generation, replicate", con)
+            gens = dict(con.execute("SELECT run_id, COUNT(DISTINCT generation) FROM metrics GROUP BY run_id").fetchall())
+        runs.insert(6, "generations_done", runs.run_id.map(gens).fillna(0).astype(int))
         return runs, metrics
 
     def export(self, fmt: str = "csv") -> list[Path]:
-        """Write ``metrics.<fmt>`` and ``runs.<fmt>`` atomically; returns the paths."""
-        runs, metrics = self.load()
+        """Write ``metrics.<fmt>`` and ``runs.<fmt>`` atomically (unique temporary names, renamed while holding
+        the write lock, so concurrent studies never leave an export older than a committed run)."""
         written = []
-        for frame, stem in ((metrics, "metrics"), (runs, "runs")):
-            target = self.dir / f"{stem}.{fmt}"
-            tmp = self.dir / f".{stem}.{fmt}.tmp"
-            if fmt == "csv":
-                frame.to_csv(tmp, index=False)
-            else:
-                frame.to_parquet(tmp, index=False)
-            os.replace(tmp, target)
-            written.append(target)
+        with self._write() as con:
+            runs = pd.read_sql_query(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY created, rowid", con)
+            metrics = pd.read_sql_query("SELECT run_id, replicate, generation, metric, value FROM metrics "
+                                        "ORDER BY run_id, metric, generation, replicate", con)
+            for frame, stem in ((metrics, "metrics"), (neutralise(runs), "runs")):
+                target = self.dir / f"{stem}.{fmt}"
+                tmp = self.dir / f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{fmt}.tmp"
+                try:
+                    if fmt == "csv":
+                        frame.to_csv(tmp, index=False)
+                    else:
+                        frame.to_parquet(tmp, index=False)
+                    os.replace(tmp, target)
+                finally:
+                    tmp.unlink(missing_ok=True)
+                written.append(target)
         return written

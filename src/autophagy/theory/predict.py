@@ -65,9 +65,9 @@ def _family_options(cfg: Config, info) -> Any:
 
 
 def _source_info(cfg: Config, base_dir):
-    from ..api import build_source
+    from ..build import source_info  # component construction, not orchestration (no api/sweep/store)
 
-    return build_source(cfg, base_dir).info
+    return source_info(cfg, base_dir)
 
 
 def _moments_of_truth(truth) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -256,20 +256,21 @@ def predict(config: Any) -> pd.DataFrame:
     ``autophagy.run`` names runs. ``frame.attrs["omitted"]`` maps recorded metrics without a closed form
     to the reason. Raises ``NoClosedForm`` when no metric of the configuration has one.
     """
+    from ..spec import specs_for
+
     cfg, base_dir = load_config(config)
     rows, omitted, reasons = [], {}, []
-    for c in expand(cfg):
-        for lineage in ("loop", "control") if c.loop.control else ("loop",):
-            run_id = c.hash() + ("-control" if lineage == "control" else "")
-            try:
-                values, why = _predict_one(c, base_dir, lineage)
-            except NoClosedForm as err:
-                reasons.append(err.reason)
-                continue
-            omitted.update({f"param.{k}": v for k, v in why.items()})
-            for name, arr in values.items():
-                for g, v in enumerate(np.asarray(arr, dtype=float)):
-                    rows.append((g, f"param.{name}", v, run_id))
+    for spec in specs_for(cfg):
+        c, lineage, run_id = spec.config, spec.lineage, spec.run_id
+        try:
+            values, why = _predict_one(c, base_dir, lineage)
+        except NoClosedForm as err:
+            reasons.append(err.reason)
+            continue
+        omitted.update({f"param.{k}": v for k, v in why.items()})
+        for name, arr in values.items():
+            for g, v in enumerate(np.asarray(arr, dtype=float)):
+                rows.append((g, f"param.{name}", v, run_id))
     if not rows:
         raise NoClosedForm("; ".join(dict.fromkeys(reasons)) or "nothing to predict")
     frame = pd.DataFrame(rows, columns=["generation", "metric", "expected", "run_id"])
@@ -323,16 +324,18 @@ def contraction(config: Any) -> pd.DataFrame:
     """
     from .stability import bertrand_rate, gillman_rate, gillman_stable, reference_mix_factor
 
-    cfg, _ = load_config(config)
+    from ..spec import specs_for
+
     rows = []
-    for c in expand(cfg):
-        if (c.model.family != "gaussian" or c.loop.policy not in ("augment", "fresh") or not c.correction
+    for spec in specs_for(config):
+        c = spec.config
+        if spec.control or (c.model.family != "gaussian" or c.loop.policy not in ("augment", "fresh") or not c.correction
                 or c.correction.get("method") != "reference-mix" or c.loop.scheduled):
             continue
         t = _correction(c)[0]
         gamma = math.inf if t == 1.0 else t / (1.0 - t)
         lam = c.loop.synthetic / c.loop.n_real
-        rows.append({"run_id": c.hash(), "lam_B": lam, "gamma": gamma, "kappa": reference_mix_factor(lam, gamma),
+        rows.append({"run_id": spec.run_id, "lam_B": lam, "gamma": gamma, "kappa": reference_mix_factor(lam, gamma),
                      "bertrand_rate": bertrand_rate(lam, 1.0, 1.0, 0.0), "gillman_rate": gillman_rate(lam, gamma, 1.0, 1.0, 0.0),
                      "gillman_stable": gillman_stable(lam, gamma, 1.0, 1.0, 0.0)})
     return pd.DataFrame(rows, columns=["run_id", "lam_B", "gamma", "kappa", "bertrand_rate", "gillman_rate", "gillman_stable"])
