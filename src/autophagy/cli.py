@@ -377,6 +377,70 @@ def plot(directory: Path = typer.Argument(..., help="a results directory (holdin
         _fail(err)
 
 
+@app.command()
+def report(directory: Path = typer.Argument(..., help="a results directory (holding results.sqlite)"),
+           metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="metric figure(s) to draw "
+                                                      "(default: the preset's report.metrics)"),
+           out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default: DIR/report.html)")):
+    """Write DIR/report.html: what was run, the figures and the theory table, in one self-contained file."""
+    from .report import write_report
+
+    try:
+        out_console.print(str(write_report(directory, out, metrics=metric or None)), highlight=False, soft_wrap=True)
+    except AutophagyError as err:
+        _fail(err)
+
+
+@app.command()
+def plot(directory: Path = typer.Argument(..., help="a results directory (holding results.sqlite)"),
+         metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="metric(s): one figure each "
+                                                    "(default: the preset's headline metrics)"),
+         pair: Optional[str] = typer.Option(None, "--pair", help="X,Y: the path of metric Y against metric X"),
+         phase: Optional[str] = typer.Option(None, "--phase", help="X,Y: swept parameters of a phase diagram "
+                                             "of --metric (dotted keys, e.g. loop.n_synthetic,sampling.bias)"),
+         generation: int = typer.Option(-1, "--generation", "-g", help="phase diagram generation (-1: the last)"),
+         band: str = typer.Option("auto", "--band", help="auto, se (mean ± 2 s.e.) or quantile (median, 10%-90%)"),
+         format: str = typer.Option("png", "--format", "-f", help="png, svg or pdf"),
+         out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default: DIR/figures)")):
+    """Single figures of a results directory: metric vs generation, a metric pair, or a phase diagram."""
+    from .errors import ConfigError
+    from .report import figures as F
+    from .report import load_study
+
+    def two(option: str, text: str) -> tuple[str, str]:
+        parts = [t.strip() for t in text.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(option, text, "two comma-separated names X,Y")
+        return parts[0], parts[1]
+
+    try:
+        if format not in F.FORMATS:
+            raise ConfigError("--format", format, " | ".join(F.FORMATS))
+        if band not in ("auto", "se", "quantile"):
+            raise ConfigError("--band", band, "auto, se or quantile")
+        study = load_study(directory)
+        folder = out or directory / "figures"
+        jobs = []
+        if pair:
+            x, y = two("--pair", pair)
+            jobs.append((f"{y}_vs_{x}", lambda x=x, y=y: F.pair_figure(study, x, y)))
+        if phase:
+            x, y = two("--phase", phase)
+            if not metric or len(metric) != 1:
+                raise ConfigError("--metric", metric or "(none)", "exactly one metric with --phase")
+            m = metric[0]
+            jobs.append((f"{m}_phase", lambda m=m, x=x, y=y: F.phase_figure(study, m, x, y, generation=generation)))
+        if not (pair or phase):
+            for m in metric or study.headline():
+                study.check_metric(m)
+                jobs.append((m, lambda m=m: F.metric_figure(study, m, band=band)))
+        for stem, draw in jobs:
+            path = F.save_figure(draw(), folder / f"{stem.replace('.', '_')}.{format}", format)
+            out_console.print(str(path), highlight=False, soft_wrap=True)
+    except AutophagyError as err:
+        _fail(err)
+
+
 def main() -> None:  # pragma: no cover
     app()
 
