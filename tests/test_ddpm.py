@@ -11,8 +11,7 @@ from autophagy.api import build  # noqa: E402
 from autophagy.config import expand, load_config  # noqa: E402
 from autophagy.errors import ConfigError  # noqa: E402
 from autophagy.metrics import prd  # noqa: E402
-from autophagy.models.ddpm import DDPMFamily, DDPMModel, beta_schedule, mixture_labels  # noqa: E402
-from autophagy.models.nets import Scaler  # noqa: E402
+from autophagy.models.ddpm import DDPMFamily, beta_schedule, mixture_labels  # noqa: E402
 from autophagy.protocols import SourceInfo  # noqa: E402
 from autophagy.rng import Streams  # noqa: E402
 from autophagy.testing import check_family  # noqa: E402
@@ -76,64 +75,7 @@ def test_beta_schedules():
         assert np.cumprod(1 - b)[-1] < 1e-3  # x_T is (almost) pure noise
 
 
-class GaussianOracle(torch.nn.Module):
-    """The exact noise predictor for 1-D data N(mu, s²): ε*(x_t) = sqrt(1−ᾱ)(x_t − sqrt(ᾱ)μ) / (ᾱ s² + 1 − ᾱ).
-    Reads t back from the first sin/cos time feature (frequency 1 rad)."""
-
-    def __init__(self, ab, T, mu, s2):
-        super().__init__()
-        self.R, self.ab, self.T, self.mu, self.s2 = 1, torch.as_tensor(ab, dtype=torch.float64), T, mu, s2
-
-    def forward(self, x, cond):
-        t01 = torch.atan2(cond[..., 0], cond[..., 8]).double()
-        ab = self.ab[(t01 * self.T).round().long() - 1].unsqueeze(-1)
-        eps = (1 - ab).sqrt() * (x.double() - ab.sqrt() * self.mu) / (ab * self.s2 + 1 - ab)
-        return eps.float()
-
-
-def predicted_law(fam, mu, s2, lam):
-    """Exact mean and variance of the sampler's output when ε is the Gaussian oracle: every step is
-    affine in x plus independent Gaussian noise, so the law is Gaussian and follows by recursion."""
-    ab, betas, temp = fam.alpha_bar, fam.betas, lam
-    m, v = 0.0, lam  # x_T ~ N(0, λ)
-    steps = list(range(fam.T - 1, -1, -1)) if fam.options.sampler == "ddpm" else list(fam.ddim_taus[::-1])
-    for i, t in enumerate(steps):
-        c = math.sqrt(1 - ab[t]) / (ab[t] * s2 + 1 - ab[t])  # ε = c (x − sqrt(ᾱ) μ)
-        p = (1 - math.sqrt(1 - ab[t]) * c) / math.sqrt(ab[t])  # x̂_0 = p x + q
-        q = math.sqrt(1 - ab[t]) * c * mu
-        if fam.options.sampler == "ddpm":
-            prev = ab[t - 1] if t > 0 else 1.0
-            k1, k2 = math.sqrt(prev) * betas[t] / (1 - ab[t]), math.sqrt(1 - betas[t]) * (1 - prev) / (1 - ab[t])
-            noise = betas[t] * (1 - prev) / (1 - ab[t]) * temp if t > 0 else 0.0
-            m, v = k1 * (p * m + q) + k2 * m, (k1 * p + k2) ** 2 * v + noise
-        else:
-            prev = ab[steps[i + 1]] if i + 1 < len(steps) else 1.0
-            A = math.sqrt(prev) * p + math.sqrt(1 - prev) * c
-            B = math.sqrt(prev) * q - math.sqrt(1 - prev) * c * math.sqrt(ab[t]) * mu
-            m, v = A * m + B, A * A * v
-    return m, v
-
-
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
-def test_sampler_with_exact_score_matches_closed_form(sampler):
-    """Given the exact ε for N(μ, s²) data, the sampler's output law is Gaussian with a mean and variance
-    computable by recursion (``predicted_law``); samples match it within 4 standard errors. For DDIM the map
-    is affine, so the bias λ (initial noise N(0, λ)) scales the variance by exactly λ (MAD's Gaussian λ);
-    both samplers under-disperse a little relative to N(μ, s²) itself (discretisation: fixed β̃_t; 40 DDIM steps)."""
-    info = SourceInfo(dim=1)
-    fam = DDPMFamily(DDPMFamily.Options(timesteps=200, sampler=sampler, ddim_steps=40, scaling="none"), info)
-    mu, s2, m = 0.7, 0.25, 20000
-    model = DDPMModel(fam, GaussianOracle(fam.alpha_bar, fam.T, mu, s2), Scaler.fit("none", np.zeros((1, 2, 1))),
-                      None, {})
-    for lam in (1.0, 0.5):
-        x = model.sample(m, Streams(3, 1, 0, "sample"), bias=lam)[0, :, 0]
-        pm, pv = predicted_law(fam, mu, s2, lam)
-        assert abs(x.mean() - pm) < 4 * math.sqrt(pv / m), (sampler, lam, x.mean(), pm)
-        assert abs(x.var() - pv) < 4 * pv * math.sqrt(2 / m), (sampler, lam, x.var(), pv)
-    assert abs(predicted_law(fam, mu, s2, 1.0)[1] - s2) < 0.15 * s2  # discretisation: 8% (T = 200), 13% (40 DDIM steps)
-    assert abs(predicted_law(fam, mu, s2, 1.0)[0] - mu) < 0.01
-    if sampler == "ddim":
-        assert predicted_law(fam, mu, s2, 0.5)[1] == pytest.approx(0.5 * predicted_law(fam, mu, s2, 1.0)[1], rel=1e-9)
+# The sampler's exact-score closed forms (every setting of docs/neural.md's table) live in tests/test_oracle.py.
 
 
 def test_mixture_labels_is_bayes_classifier():

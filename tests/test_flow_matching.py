@@ -1,6 +1,5 @@
 """The ``flow-matching`` family: conformance, a closed-form oracle for the ODE sampler and the bias,
 minibatch OT coupling, warm start and checkpoints. Tiny networks and budgets; fixed seeds."""
-import math
 
 import numpy as np
 import pytest
@@ -8,8 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from autophagy.errors import ConfigError  # noqa: E402
-from autophagy.models.flow_matching import FlowMatchingFamily, FlowMatchingModel, ot_pairing  # noqa: E402
-from autophagy.models.nets import Scaler  # noqa: E402
+from autophagy.models.flow_matching import FlowMatchingFamily, ot_pairing  # noqa: E402
 from autophagy.protocols import SourceInfo  # noqa: E402
 from autophagy.rng import Streams  # noqa: E402
 from autophagy.testing import check_family  # noqa: E402
@@ -38,32 +36,7 @@ def test_conformance_conv():
     check_family(fam, Streams(0, 3, -1, "data").uniform(40, 16), info, m=10, m_bias=100, big=66)
 
 
-class GaussianVelocity(torch.nn.Module):
-    """The exact marginal velocity for x_0 ~ N(0, 1), x_1 ~ N(μ, s²) independent, σ_min = 0:
-    v(x, t) = μ + (t s² − (1 − t)) / ((1 − t)² + t² s²) · (x − t μ). Reads t from the first sin feature."""
-
-    def __init__(self, mu, s2):
-        super().__init__()
-        self.R, self.mu, self.s2 = 1, mu, s2
-
-    def forward(self, x, cond):
-        t = torch.atan2(cond[..., :1], cond[..., 8:9]).double()
-        k = (t * self.s2 - (1 - t)) / ((1 - t) ** 2 + t ** 2 * self.s2)
-        return (self.mu + k * (x.double() - t * self.mu)).float()
-
-
-@pytest.mark.parametrize("solver, steps, tol", [("heun", 40, 0.002), ("euler", 200, 0.01)])
-def test_ode_sampler_with_exact_velocity(solver, steps, tol):
-    """The exact flow maps x_0 to μ + s·x_0, so x_0 ~ N(0, λ) gives N(μ, λ s²): MAD's Gaussian sampling bias.
-    Checked within 4 standard errors plus the solver's discretisation error ``tol`` (relative)."""
-    fam = FlowMatchingFamily(FlowMatchingFamily.Options(solver=solver, steps=steps, scaling="none"), SourceInfo(dim=1))
-    mu, s2, m = -0.4, 2.25, 20000
-    model = FlowMatchingModel(fam, GaussianVelocity(mu, s2), Scaler.fit("none", np.zeros((1, 2, 1))), {})
-    for lam in (1.0, 0.3):
-        x = model.sample(m, Streams(5, 1, 0, "sample"), bias=lam)[0, :, 0]
-        v = lam * s2
-        assert abs(x.mean() - mu) < 4 * math.sqrt(v / m) + tol, (lam, x.mean())
-        assert abs(x.var() - v) < 4 * v * math.sqrt(2 / m) + tol * v, (lam, x.var(), v)
+# The ODE solvers' exact-velocity closed forms (every setting of docs/neural.md's table) live in tests/test_oracle.py.
 
 
 def test_ot_pairing_is_the_emd_optimum():

@@ -51,6 +51,7 @@ from ..options import Options
 from ..protocols import SourceInfo
 from ..rng import Streams
 from . import nets
+from .oracle import MixtureOracle, oracle_scaler, source_components
 from .torch_util import require_torch, resolve_device, set_threads, torch_generator
 
 _T_FEATURES = 16  # sinusoidal time features
@@ -66,6 +67,11 @@ def beta_schedule(kind: str, T: int) -> np.ndarray:
     s = 0.008
     f = np.cos((np.arange(T + 1) / T + s) / (1 + s) * math.pi / 2) ** 2
     return np.clip(1.0 - f[1:] / f[:-1], 0.0, 0.999)
+
+
+def ddim_steps(T: int, k: int) -> np.ndarray:
+    """The DDIM step indices: ``k`` (at most T) evenly spaced in 0..T−1, ascending."""
+    return np.unique(np.linspace(0, T - 1, min(k, T)).round().astype(int))
 
 
 def mixture_labels(x: np.ndarray, components) -> np.ndarray:
@@ -84,7 +90,7 @@ class DDPMModel:
 
     def __init__(self, family: "DDPMFamily", net, scaler: nets.Scaler, class_probs, stats: dict):
         self.family, self.net, self.scaler, self.class_probs, self.stats = family, net, scaler, class_probs, stats
-        self.R, self.dim = net.R, family.info.dim
+        self.R, self.dim = scaler.shift.shape[0], family.info.dim
 
     def sample(self, m: int, streams: Streams, bias: float = 1.0) -> np.ndarray:
         """``(R, m, d)`` draws; ``bias`` = λ is guidance (conditional) or a noise temperature (unconditional)."""
@@ -121,6 +127,12 @@ class DDPMModel:
         torch = require_torch()
         f = self.family
         R, B, _ = x.shape
+        if f.options.oracle:  # exact E[ε | x_t] (or E[ε | x_t, class]) of the source, see oracle.py
+            ab = float(f.alpha_bar[t])
+            if y is None:
+                return self.net.eps(x, ab)
+            cond = self.net.eps(x, ab, y)
+            return cond if w == 0 else (1 + w) * cond - w * self.net.eps(x, ab)
         tf = nets.time_features(torch.full((R, B), (t + 1) / f.T, device=x.device))
         if y is None:
             return self.net(x, tf)
@@ -152,8 +164,8 @@ class DDPMModel:
                 if clip:
                     x0 = x0.clamp(-1.0, 1.0)
                 mean = (math.sqrt(ab_prev) * beta / (1 - ab_t)) * x0 + (math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab_t)) * x
-                if t > 0:
-                    var = beta * (1 - ab_prev) / (1 - ab_t)
+                if t > 0:  # no noise at the last step (Ho et al. Alg. 2)
+                    var = beta if o.variance == "beta" else beta * (1 - ab_prev) / (1 - ab_t)
                     x = mean + math.sqrt(var * temp) * noise()
                 else:
                     x = mean
@@ -183,7 +195,10 @@ class DDPMFamily:
 
     class Options(Options):
         timesteps: PositiveInt = Field(100, description="T, the number of diffusion steps")
-        schedule: Literal["linear", "cosine"] = Field("linear", description="β schedule (Ho et al.; Nichol & Dhariwal)")
+        schedule: Literal["linear", "cosine"] = Field("cosine", description="β schedule (Ho et al.; Nichol & Dhariwal)")
+        variance: Literal["beta", "posterior"] = Field(
+            "beta", description="ancestral noise variance: β_t (exact for standardised Gaussian data) or the posterior β̃_t "
+                                "(under-disperses: ×0.95 per generation at T = 100, see docs/neural.md)")
         architecture: Literal["auto", "mlp", "conv"] = Field("auto", description="auto: conv for image sources, else mlp")
         hidden: PositiveInt = Field(128, description="MLP width")
         layers: PositiveInt = Field(3, description="MLP hidden layers")
@@ -202,6 +217,8 @@ class DDPMFamily:
         p_uncond: float = Field(0.1, ge=0, lt=1, description="label dropout probability in training (classifier-free guidance)")
         scaling: Literal["auto", "standardize", "image", "none"] = Field(
             "auto", description="auto: image ([0,1] -> [-1,1], clipped) for image sources, else per-replicate standardize")
+        oracle: bool = Field(False, description="use the source's exact noise predictor instead of a trained network "
+                                                "(Gaussian / Gaussian-mixture sources): isolates the sampler's error")
         device: Literal["auto", "cpu", "cuda"] = "auto"
         threads: Optional[PositiveInt] = Field(
             1, description="torch intra-op threads; null = all CPUs given. 1 by default: these networks are small, "
@@ -217,10 +234,14 @@ class DDPMFamily:
         self.T = o.timesteps
         self.betas = beta_schedule(o.schedule, self.T)
         self.alpha_bar = np.cumprod(1.0 - self.betas)
-        self.ddim_taus = np.unique(np.linspace(0, self.T - 1, min(o.ddim_steps, self.T)).round().astype(int))
+        self.ddim_taus = ddim_steps(self.T, o.ddim_steps)
         self.label_mode, self.K = self._resolve_labels(o, info)
         self.cond_dim = _T_FEATURES + (self.K + 1 if o.conditional else 0)
         self.device = resolve_device(o.device)
+        if o.oracle:
+            oracle_scaler(self.scaling, info, 1, "ddpm")  # a ConfigError now if the source has no known density
+            if o.conditional and self.label_mode != "components":
+                raise ConfigError("model.labels", o.labels, "components (the oracle's classes are the mixture's components)")
 
     @staticmethod
     def _resolve_labels(o, info) -> tuple[Optional[str], int]:
@@ -278,6 +299,8 @@ class DDPMFamily:
         R, n, d = data.shape
         if d != self.info.dim:
             raise ConfigError("data", f"dimension {d}", f"dimension {self.info.dim} (the source's)")
+        if o.oracle:
+            return self._oracle_model(R)
         y_np = self._labels(data, streams, labels)
         gens = [torch_generator(g, self.device) for g in streams.generators()]
         if init is not None:
@@ -299,6 +322,15 @@ class DDPMFamily:
             counts = np.stack([np.bincount(row, minlength=self.K) for row in y_np]).astype(float)
             class_probs = counts / counts.sum(1, keepdims=True)
         return DDPMModel(self, net, scaler, class_probs, {"train_loss": loss_tail})
+
+    def _oracle_model(self, R: int) -> DDPMModel:
+        """The source's exact noise predictor for R replicates (``model.oracle``); class frequencies = mixture weights."""
+        scaler = oracle_scaler(self.scaling, self.info, R, "ddpm")
+        net = MixtureOracle(self.info, scaler.shift[0, 0], scaler.scale[0, 0], "ddpm", self.device)
+        probs = None
+        if self.options.conditional:
+            probs = np.tile(source_components(self.info, "ddpm")[0], (R, 1))
+        return DDPMModel(self, net, scaler, probs, {})
 
     def _train(self, net, x, y, gens, steps: int) -> np.ndarray:
         """Adam on the summed per-replicate losses; returns the mean loss over the last steps ``(R,)``."""
@@ -337,7 +369,7 @@ class DDPMFamily:
     def save(self, model: DDPMModel, path: Path) -> None:
         """Write ``weights.pt`` and ``meta.json`` into the directory ``path``."""
         torch = require_torch()
-        tensors = {f"net.{k}": v for k, v in model.net.state_dict().items()}
+        tensors = {} if self.options.oracle else {f"net.{k}": v for k, v in model.net.state_dict().items()}
         tensors.update(model.scaler.state())
         tensors.update({f"stats.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in model.stats.items()})
         if model.class_probs is not None:
@@ -349,6 +381,8 @@ class DDPMFamily:
     def load(self, path: Path) -> DDPMModel:
         """Read a model written by ``save`` (same options and dimension) onto this family's device."""
         tensors, meta = nets.load_checkpoint(path, self.options.model_dump(mode="json"), self.info.dim, "ddpm")
+        if self.options.oracle:
+            return self._oracle_model(int(meta["replicates"]))
         scaler = nets.Scaler.from_state(self.scaling, tensors)
         stats = {k[6:]: tensors.pop(k).numpy() for k in list(tensors) if k.startswith("stats.")}
         probs = tensors.pop("class_probs").numpy() if "class_probs" in tensors else None
