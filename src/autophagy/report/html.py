@@ -96,7 +96,7 @@ def _what_was_run(study: Study) -> str:
 
 
 def _when(study: Study) -> str:
-    created = [c for c in _column(study, "created") if isinstance(c, (int, float)) and c == c]
+    created = [c for col in ("finished", "created") for c in _column(study, col) if isinstance(c, (int, float)) and c == c]
     stamp = max(created) if created else None
     if stamp is None and study.directory is not None and (study.directory / "results.sqlite").exists():
         stamp = (study.directory / "results.sqlite").stat().st_mtime
