@@ -123,7 +123,8 @@ class GaussianModel:
 
     def param_metrics(self, info: SourceInfo) -> dict[str, np.ndarray]:
         """mean_sq_error, trace_cov, logdet_cov and, for a Gaussian truth, the squared 2-Wasserstein distance
-        w2_sq = ||μ−μ*||² + tr(Σ + Σ* − 2(Σ*^{1/2} Σ Σ*^{1/2})^{1/2}) (Dowson & Landau 1982)."""
+        w2_sq = ||μ−μ*||² + tr(Σ + Σ* − 2(Σ*^{1/2} Σ Σ*^{1/2})^{1/2}) (Dowson & Landau 1982); in 1-D, against a
+        source with a density, the total variation ``tv`` (Fu et al. 2024's distance; see ``tv``)."""
         out = moment_metrics(self.mean, self.cov, info)
         truth = info.truth or {}
         if truth.get("gaussian") and truth.get("mean") is not None and truth.get("cov") is not None:
@@ -137,7 +138,18 @@ class GaussianModel:
                 bures = (np.trace(self.cov, axis1=-2, axis2=-1) + np.trace(cov_star)
                          - 2 * np.sqrt(np.clip(cross, 0, None)).sum(-1))
             out["w2_sq"] = ((self.mean - mu_star) ** 2).sum(-1) + np.clip(bures, 0.0, None)
+        if self.mean.shape[-1] == 1:  # 1-D: exact, O(R); 2-D costs a grid per replicate: the density-tv metric
+            tv = self.tv(info)
+            if tv is not None:
+                out["tv"] = tv
         return out
+
+    def tv(self, info: SourceInfo) -> Optional[np.ndarray]:
+        """Total variation ``(R,)`` to a source with a known density (``autophagy.tv``): exact against a 1-D
+        Gaussian, grid quadrature against a mixture or in 2-D; None in higher dimension or without a density."""
+        from ..tv import mixture_tv
+
+        return mixture_tv(np.ones((self.mean.shape[0], 1)), self.mean[:, None], self.cov[:, None], info)
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """Gaussian log-density of ``x (R, n, d)`` under each replicate's model: ``(R, n)`` (−inf off a singular support)."""

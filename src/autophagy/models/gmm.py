@@ -62,8 +62,20 @@ class GMMModel:
         return mean, second - mean[:, :, None] * mean[:, None, :]
 
     def param_metrics(self, info: SourceInfo) -> dict[str, np.ndarray]:
-        """mean_sq_error, trace_cov and logdet_cov of the mixture's overall mean and covariance."""
-        return moment_metrics(*self.overall_moments(), info)
+        """mean_sq_error, trace_cov and logdet_cov of the mixture's overall mean and covariance; in 1-D,
+        against a source with a density, the total variation ``tv`` (grid quadrature, ``autophagy.tv``)."""
+        out = moment_metrics(*self.overall_moments(), info)
+        if self.means.shape[-1] == 1:  # 1-D: 1024 nodes per replicate; 2-D: the density-tv metric (opt-in)
+            tv = self.tv(info)
+            if tv is not None:
+                out["tv"] = tv
+        return out
+
+    def tv(self, info: SourceInfo) -> Optional[np.ndarray]:
+        """Total variation ``(R,)`` to a source with a known density, by quadrature in 1-D and 2-D (else None)."""
+        from ..tv import mixture_tv
+
+        return mixture_tv(self.weights, self.means, self.covs, info)
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """log Σ_k w_k N(x; μ_k, Σ_k) for ``x (R, n, d)``: ``(R, n)``."""
