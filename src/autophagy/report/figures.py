@@ -102,6 +102,8 @@ def metric_figure(study: Study, metric: str, *, band: str | None = None, log: bo
         pad = 0.03 * (hi - lo)
         ax.set_ylim(lo - pad, hi + pad)
     _integer_ticks(ax.xaxis)
+    last = G if generation_max is None else min(G, generation_max)
+    ax.set_xlim(-0.02 * max(last, 1), last + 0.02 * max(last, 1))  # no tick past the last generation
     ax.set_xlabel("generation")
     ax.set_ylabel(metric)
     n_rep = int(study.values(metric).groupby("run_id", observed=True)["replicate"].nunique().max())
