@@ -114,6 +114,8 @@ def test_theory_line_where_predicted_and_equal_to_predict(small):
     np.testing.assert_allclose(lines[row.run_id].get_ydata(), expected)
     assert _theory_lines(report.metric_figure(study, "recall")) == {}  # no closed form for recall
     assert _theory_lines(report.metric_figure(study, "param.trace_cov", theory=False)) == {}
+    texts = [t.get_text() for t in report.metric_figure(study, "param.trace_cov").axes[0].get_legend().get_texts()]
+    assert any(t.startswith("line: mean, band: ± 2 s.e.") for t in texts)  # a closed form is compared with the mean
 
 
 def _band_ys(fig):
@@ -180,6 +182,8 @@ def test_integer_ticks_log_scale_and_median_for_heavy_tails():
     assert ticks and all(float(t).is_integer() for t in ticks)
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any("median" in t and "10%-90%" in t for t in texts)
+    lines = report.metric_figure(study, "m", band="se").axes[0].get_legend().get_texts()
+    assert any(t.get_text().startswith("line: mean") for t in lines)
     flat = fake_study({"a": np.ones((5, 4)) + np.arange(5)[:, None] * 0.01})
     assert report.metric_figure(flat, "m").axes[0].get_yscale() == "linear"
 

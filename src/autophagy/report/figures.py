@@ -59,7 +59,8 @@ def metric_figure(study: Study, metric: str, *, band: str | None = None, log: bo
     """``metric`` against generation, one line per run, with a replicate band and (where ``theory.predict``
     has one) the closed-form expected trajectory as a thin dashed black line over the run's curve.
 
-    ``band``: ``se`` | ``quantile`` | ``auto`` (default: the preset's ``report.band``, else auto);
+    ``band``: ``se`` | ``quantile`` | ``auto`` (default: the preset's ``report.band``, else auto; auto means
+    the mean ± 2 s.e. wherever a closed form is drawn, since it predicts the mean);
     ``log``: force or forbid a log y axis (default: log when the curves span more than two decades).
     """
     from matplotlib.lines import Line2D
@@ -67,9 +68,11 @@ def metric_figure(study: Study, metric: str, *, band: str | None = None, log: bo
 
     study.check_metric(metric)
     band = band or study.report_config().get("band", "auto")
+    pred = predictions(study) if theory else None
+    if pred is not None and band == "auto" and (pred.metric == metric).any():
+        band = "se"  # the closed form is an expectation: compare it with the mean, not the median
     summary, used = summarize(study, metric, band)
     enc = style.encode(study)
-    pred = predictions(study) if theory else None
     fig = new_figure()
     ax = fig.add_subplot()
     shown_theory = False
