@@ -110,3 +110,17 @@ def test_phase_transition_preset_kde_rises_then_falls_gaussian_does_the_opposite
         "sampling.bias=0.8", 'grid={"loop.n_synthetic": [0, 150, 500]}']))
     b0, b150, b500 = (biased[("gaussian", k)] for k in (0, 150, 500))
     assert b150[0] - b0[0] > 4 * np.hypot(b0[1], b150[1]) and b500[0] > b150[0]
+
+
+@pytest.mark.slow
+def test_early_stopping_preset_undertraining_compounds_in_the_loop():
+    """configs/fu_early_stopping.yaml at reduced size (about 30 s): an under-trained DDPM's TV grows across
+    generations (F2's accumulation of large ε), a well-trained one's stays near generation 0's."""
+    pytest.importorskip("torch")
+    res = autophagy.run("configs/fu_early_stopping.yaml", overrides=['grid={"model.train_steps": [100, 1600]}'])
+    runs = res.runs.set_index("run_id")
+    df = res.metrics[res.metrics.metric == "tv"]
+    tv = {runs.loc[rid, "config"]["model"]["train_steps"]: sub.groupby("generation").value.mean().to_numpy()
+          for rid, sub in df.groupby("run_id", observed=True)}
+    assert tv[100][-1] > 2 * tv[100][0] and tv[100][-1] > 0.5
+    assert tv[1600][-1] < 0.15 and tv[1600][-1] < tv[100][-1] / 3
