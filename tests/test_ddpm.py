@@ -69,10 +69,12 @@ def test_beta_schedules():
     cos = beta_schedule("cosine", 50)
     s, t = 0.008, np.arange(51) / 50
     f = np.cos((t + s) / (1 + s) * math.pi / 2) ** 2
-    np.testing.assert_allclose(np.cumprod(1 - cos)[:-1], (f[1:] / f[0])[:-1], rtol=1e-10)  # Nichol & Dhariwal eq. 17
-    assert cos.max() == 0.999  # the last β is clipped (ᾱ_T = 0 would make x̂_0 undefined)
+    free = (1 - f[1:] / f[:-1]) < 0.5
+    assert free.sum() == 47 and free[:47].all()  # only the last three steps are clipped
+    np.testing.assert_allclose(np.cumprod(1 - cos)[free], (f[1:] / f[0])[free], rtol=1e-10)  # Nichol & Dhariwal eq. 17
+    assert cos.max() == 0.5  # clipped: a β near 1 multiplies a learned network's error by 1/√(1−β)
     for b in (lin, cos):
-        assert np.cumprod(1 - b)[-1] < 1e-3  # x_T is (almost) pure noise
+        assert np.cumprod(1 - b)[-1] < 2e-3  # x_T is (almost) pure noise
 
 
 # The sampler's exact-score closed forms (every setting of docs/neural.md's table) live in tests/test_oracle.py.

@@ -50,23 +50,30 @@ from ..errors import ConfigError
 from ..options import Options
 from ..protocols import SourceInfo
 from ..rng import Streams
-from . import nets
+from . import nets, training
 from .oracle import MixtureOracle, oracle_scaler, source_components
-from .torch_util import require_torch, resolve_device, set_threads, torch_generator
+from .torch_util import require_torch, resolve_device, torch_generator
 
 _T_FEATURES = 16  # sinusoidal time features
 _SAMPLE_CHUNK = 2048  # samples per replicate denoised at once
-_STAT_STEPS = 100  # train_loss = mean loss over the last steps
+
+
+COSINE_BETA_MAX = 0.5
 
 
 def beta_schedule(kind: str, T: int) -> np.ndarray:
-    """β_1..β_T ``(T,)`` float64: ``linear`` (Ho et al., rescaled by 1000/T) or ``cosine`` (Nichol & Dhariwal)."""
+    """β_1..β_T ``(T,)`` float64: ``linear`` (Ho et al., rescaled by 1000/T) or ``cosine`` (Nichol & Dhariwal).
+
+    The cosine β are clipped at ``COSINE_BETA_MAX`` = 0.5, not Nichol & Dhariwal's 0.999: an ancestral step
+    multiplies the network's error by β_t / (√(1 − ᾱ_t) √(1 − β_t)), 32 at β = 0.999, and at T = 100 that
+    last step turned small errors of a learned network into outliers (|x| = 14 for N(0, 1) data, measured).
+    The clipped steps are pure noise (ᾱ_T = 2.7e-4 at T = 100), so the exact-score law is unchanged."""
     if kind == "linear":
         scale = 1000.0 / T
         return np.linspace(1e-4 * scale, min(0.02 * scale, 0.999), T)
     s = 0.008
     f = np.cos((np.arange(T + 1) / T + s) / (1 + s) * math.pi / 2) ** 2
-    return np.clip(1.0 - f[1:] / f[:-1], 0.0, 0.999)
+    return np.clip(1.0 - f[1:] / f[:-1], 0.0, COSINE_BETA_MAX)
 
 
 def ddim_steps(T: int, k: int) -> np.ndarray:
@@ -275,7 +282,7 @@ class DDPMFamily:
         if not self.options.conditional:
             return None
         R, n, _ = data.shape
-        y = nets.as_numpy_labels(labels, R, n)
+        y = training.as_numpy_labels(labels, R, n)
         if y is not None:
             if (y >= self.K).any():
                 raise ConfigError("labels", int(y.max()), f"labels below the class count {self.K}")
@@ -294,29 +301,17 @@ class DDPMFamily:
         ``labels (R, n)`` optionally gives a conditional model its classes."""
         torch = require_torch()
         o = self.options
-        set_threads(o.threads)
-        data = np.asarray(data, dtype=np.float64)
-        R, n, d = data.shape
-        if d != self.info.dim:
-            raise ConfigError("data", f"dimension {d}", f"dimension {self.info.dim} (the source's)")
+        data, gens = training.begin_fit(data, streams, self.info.dim, self.device, o.threads)
+        R = data.shape[0]
         if o.oracle:
             return self._oracle_model(R)
+        training.check_init(init, R)
         y_np = self._labels(data, streams, labels)
-        gens = [torch_generator(g, self.device) for g in streams.generators()]
-        if init is not None:
-            if init.R != R:
-                raise ConfigError("init", f"{init.R} replicates", f"a model with {R} replicates")
-            scaler = init.scaler
-            net = nets.copy_net(self.arch, R, self.info, self.cond_dim, o.hidden, o.layers, o.channels,
-                                init.net.state_dict(), self.device)
-        else:
-            scaler = nets.Scaler.fit(self.scaling, data)
-            net = nets.make_net(self.arch, R, self.info, self.cond_dim, o.hidden, o.layers, o.channels, gens, self.device)
+        net, scaler = nets.start(self.arch, R, self.info, self.cond_dim, o, gens, init, data, self.scaling, self.device)
         x = torch.from_numpy(scaler.forward(data)).to(self.device)
         y = torch.from_numpy(y_np).to(self.device) if y_np is not None else None
         steps = (o.finetune_steps or o.train_steps) if init is not None else o.train_steps
         loss_tail = self._train(net, x, y, gens, steps)
-        net.eval()
         class_probs = None
         if y_np is not None:
             counts = np.stack([np.bincount(row, minlength=self.K) for row in y_np]).astype(float)
@@ -333,7 +328,7 @@ class DDPMFamily:
         return DDPMModel(self, net, scaler, probs, {})
 
     def _train(self, net, x, y, gens, steps: int) -> np.ndarray:
-        """Adam on the summed per-replicate losses; returns the mean loss over the last steps ``(R,)``."""
+        """The simple loss (Ho et al. eq. 14) per replicate; returns the mean loss over the last steps ``(R,)``."""
         torch = require_torch()
         o = self.options
         R, n, d = x.shape
@@ -341,54 +336,42 @@ class DDPMFamily:
         spec = {"idx": (f"randint:{n}", (B,)), "t": (f"randint:{self.T}", (B,)), "eps": ("normal", (B, d))}
         if y is not None:
             spec["drop"] = ("uniform", (B,))
-        draws = nets.Draws(gens, spec, self.device)
+        draws = training.Draws(gens, spec, self.device)
         sab = torch.as_tensor(np.sqrt(self.alpha_bar), dtype=torch.float32, device=self.device)
         s1m = torch.as_tensor(np.sqrt(1 - self.alpha_bar), dtype=torch.float32, device=self.device)
-        opt = torch.optim.Adam(net.parameters(), lr=o.lr, foreach=True)
-        tail = torch.zeros(R, device=self.device)
-        first_tail = max(0, steps - _STAT_STEPS)
-        net.train()
-        for step in range(steps):
+
+        def loss(step):
             r = draws.step(step)
-            x0 = nets.gather_rows(x, r["idx"])
+            x0 = training.gather_rows(x, r["idx"])
             t = r["t"]
             xt = sab[t].unsqueeze(-1) * x0 + s1m[t].unsqueeze(-1) * r["eps"]
             cond = nets.time_features((t + 1).float() / self.T)
             if y is not None:
                 lab = y.gather(1, r["idx"]).masked_fill(r["drop"] < o.p_uncond, self.K)
                 cond = torch.cat([cond, torch.nn.functional.one_hot(lab, self.K + 1).float()], -1)
-            loss = ((net(xt, cond) - r["eps"]) ** 2).mean(dim=(1, 2))  # (R,)
-            opt.zero_grad(set_to_none=True)
-            loss.sum().backward()  # replicates do not interact: each gets its own loss's gradient
-            opt.step()
-            if step >= first_tail:
-                tail += loss.detach()
-        return (tail / (steps - first_tail)).cpu().double().numpy()
+            return ((net(xt, cond) - r["eps"]) ** 2).mean(dim=(1, 2))  # (R,)
+
+        return training.minimise(net, o.lr, steps, loss, self.device)
 
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, model: DDPMModel, path: Path) -> None:
-        """Write ``weights.pt`` and ``meta.json`` into the directory ``path``."""
-        torch = require_torch()
-        tensors = {} if self.options.oracle else {f"net.{k}": v for k, v in model.net.state_dict().items()}
-        tensors.update(model.scaler.state())
-        tensors.update({f"stats.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in model.stats.items()})
+        """Write ``weights.pt`` and ``meta.json`` into the directory ``path`` (see ``training.save``)."""
+        groups = {"scaler": model.scaler.state(), "stats": model.stats}
+        if not self.options.oracle:
+            groups["net"] = model.net.state_dict()
         if model.class_probs is not None:
-            tensors["class_probs"] = torch.from_numpy(np.ascontiguousarray(model.class_probs))
-        meta = {"family": "ddpm", "format": 1, "replicates": model.R, "dim": self.info.dim,
-                "options": self.options.model_dump(mode="json")}
-        nets.save_checkpoint(path, tensors, meta)
+            groups["labels"] = {"class_probs": model.class_probs}
+        training.save(path, "ddpm", self.options, model.R, self.info.dim, groups)
 
     def load(self, path: Path) -> DDPMModel:
         """Read a model written by ``save`` (same options and dimension) onto this family's device."""
-        tensors, meta = nets.load_checkpoint(path, self.options.model_dump(mode="json"), self.info.dim, "ddpm")
+        groups, meta = training.load(path, "ddpm", self.options, self.info.dim, self.device)
         if self.options.oracle:
             return self._oracle_model(int(meta["replicates"]))
-        scaler = nets.Scaler.from_state(self.scaling, tensors)
-        stats = {k[6:]: tensors.pop(k).numpy() for k in list(tensors) if k.startswith("stats.")}
-        probs = tensors.pop("class_probs").numpy() if "class_probs" in tensors else None
-        state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
         o = self.options
         net = nets.copy_net(self.arch, int(meta["replicates"]), self.info, self.cond_dim, o.hidden, o.layers,
-                            o.channels, state, self.device)
+                            o.channels, groups["net"], self.device)
         net.eval()
-        return DDPMModel(self, net, scaler, probs, stats)
+        probs = groups.get("labels", {}).get("class_probs")
+        return DDPMModel(self, net, nets.Scaler.from_state(self.scaling, groups["scaler"]),
+                         None if probs is None else probs.cpu().numpy(), training.numpy_group(groups["stats"]))

@@ -36,13 +36,12 @@ from ..errors import ConfigError
 from ..options import Options
 from ..protocols import SourceInfo
 from ..rng import Streams
-from . import nets
+from . import nets, training
 from .oracle import MixtureOracle, oracle_scaler
-from .torch_util import require_torch, resolve_device, set_threads, torch_generator
+from .torch_util import require_torch, resolve_device, torch_generator
 
 _T_FEATURES = 16
 _SAMPLE_CHUNK = 4096
-_STAT_STEPS = 100
 
 
 def ot_pairing(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
@@ -150,28 +149,15 @@ class FlowMatchingFamily:
         """Train R velocity fields on ``data (R, n, d)``; ``init`` (warm start) supplies weights and scaling."""
         torch = require_torch()
         o = self.options
-        set_threads(o.threads)
-        data = np.asarray(data, dtype=np.float64)
-        R, n, d = data.shape
-        if d != self.info.dim:
-            raise ConfigError("data", f"dimension {d}", f"dimension {self.info.dim} (the source's)")
+        data, gens = training.begin_fit(data, streams, self.info.dim, self.device, o.threads)
+        R = data.shape[0]
         if o.oracle:
             return self._oracle_model(R)
-        gens = [torch_generator(g, self.device) for g in streams.generators()]
-        if init is not None:
-            if init.R != R:
-                raise ConfigError("init", f"{init.R} replicates", f"a model with {R} replicates")
-            scaler = init.scaler
-            net = nets.copy_net(self.arch, R, self.info, self.cond_dim, o.hidden, o.layers, o.channels,
-                                init.net.state_dict(), self.device)
-        else:
-            scaler = nets.Scaler.fit(self.scaling, data)
-            net = nets.make_net(self.arch, R, self.info, self.cond_dim, o.hidden, o.layers, o.channels, gens, self.device)
+        training.check_init(init, R)
+        net, scaler = nets.start(self.arch, R, self.info, self.cond_dim, o, gens, init, data, self.scaling, self.device)
         x = torch.from_numpy(scaler.forward(data)).to(self.device)
         steps = (o.finetune_steps or o.train_steps) if init is not None else o.train_steps
-        stats = {"train_loss": self._train(net, x, gens, steps)}
-        net.eval()
-        return FlowMatchingModel(self, net, scaler, stats)
+        return FlowMatchingModel(self, net, scaler, {"train_loss": self._train(net, x, gens, steps)})
 
     def _oracle_model(self, R: int) -> FlowMatchingModel:
         """The source's exact velocity field for R replicates (``model.oracle``)."""
@@ -180,56 +166,44 @@ class FlowMatchingFamily:
                                                      self.device), scaler, {})
 
     def _train(self, net, x, gens, steps: int) -> np.ndarray:
-        """Adam on the summed per-replicate losses; returns the mean loss over the last steps ``(R,)``."""
+        """The conditional flow-matching loss per replicate; returns the mean loss over the last steps ``(R,)``."""
         torch = require_torch()
         o = self.options
         R, n, d = x.shape
         B = o.batch_size
-        draws = nets.Draws(gens, {"idx": (f"randint:{n}", (B,)), "x0": ("normal", (B, d)), "t": ("uniform", (B,))},
-                           self.device)
-        opt = torch.optim.Adam(net.parameters(), lr=o.lr, foreach=True)
-        tail = torch.zeros(R, device=self.device)
-        first_tail = max(0, steps - _STAT_STEPS)
-        net.train()
-        for step in range(steps):
+        draws = training.Draws(gens, {"idx": (f"randint:{n}", (B,)), "x0": ("normal", (B, d)), "t": ("uniform", (B,))},
+                               self.device)
+
+        def loss(step):
             r = draws.step(step)
-            x1, x0, t = nets.gather_rows(x, r["idx"]), r["x0"], r["t"]
+            x1, x0, t = training.gather_rows(x, r["idx"]), r["x0"], r["t"]
             if o.coupling == "ot":
                 x0_np, x1_np = x0.cpu().double().numpy(), x1.cpu().double().numpy()
                 perm = np.stack([ot_pairing(x0_np[i], x1_np[i]) for i in range(R)])
-                x1 = nets.gather_rows(x1, torch.from_numpy(perm).to(self.device))
+                x1 = training.gather_rows(x1, torch.from_numpy(perm).to(self.device))
             tt = t.unsqueeze(-1)
             xt = (1 - (1 - o.sigma_min) * tt) * x0 + tt * x1
             target = x1 - (1 - o.sigma_min) * x0
-            loss = ((net(xt, nets.time_features(t)) - target) ** 2).mean(dim=(1, 2))  # (R,)
-            opt.zero_grad(set_to_none=True)
-            loss.sum().backward()  # replicates do not interact: each gets its own loss's gradient
-            opt.step()
-            if step >= first_tail:
-                tail += loss.detach()
-        return (tail / (steps - first_tail)).cpu().double().numpy()
+            return ((net(xt, nets.time_features(t)) - target) ** 2).mean(dim=(1, 2))  # (R,)
+
+        return training.minimise(net, o.lr, steps, loss, self.device)
 
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, model: FlowMatchingModel, path: Path) -> None:
-        """Write ``weights.pt`` and ``meta.json`` into the directory ``path``."""
-        torch = require_torch()
-        tensors = {} if self.options.oracle else {f"net.{k}": v for k, v in model.net.state_dict().items()}
-        tensors.update(model.scaler.state())
-        tensors.update({f"stats.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in model.stats.items()})
-        meta = {"family": "flow-matching", "format": 1, "replicates": model.R, "dim": self.info.dim,
-                "options": self.options.model_dump(mode="json")}
-        nets.save_checkpoint(path, tensors, meta)
+        """Write ``weights.pt`` and ``meta.json`` into the directory ``path`` (see ``training.save``)."""
+        groups = {"scaler": model.scaler.state(), "stats": model.stats}
+        if not self.options.oracle:
+            groups["net"] = model.net.state_dict()
+        training.save(path, "flow-matching", self.options, model.R, self.info.dim, groups)
 
     def load(self, path: Path) -> FlowMatchingModel:
         """Read a model written by ``save`` (same options and dimension) onto this family's device."""
-        tensors, meta = nets.load_checkpoint(path, self.options.model_dump(mode="json"), self.info.dim, "flow-matching")
+        groups, meta = training.load(path, "flow-matching", self.options, self.info.dim, self.device)
         if self.options.oracle:
             return self._oracle_model(int(meta["replicates"]))
-        scaler = nets.Scaler.from_state(self.scaling, tensors)
-        stats = {k[6:]: tensors.pop(k).numpy() for k in list(tensors) if k.startswith("stats.")}
-        state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
         o = self.options
         net = nets.copy_net(self.arch, int(meta["replicates"]), self.info, self.cond_dim, o.hidden, o.layers,
-                            o.channels, state, self.device)
+                            o.channels, groups["net"], self.device)
         net.eval()
-        return FlowMatchingModel(self, net, scaler, stats)
+        return FlowMatchingModel(self, net, nets.Scaler.from_state(self.scaling, groups["scaler"]),
+                                 training.numpy_group(groups["stats"]))

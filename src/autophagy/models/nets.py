@@ -1,4 +1,4 @@
-"""Small replicate-batched networks and plumbing shared by the ``ddpm`` and ``flow-matching`` families.
+"""Replicate-batched layers and small networks shared by the torch families (ddpm, flow-matching, vae, gan).
 
 Replicates are a batch axis (see ``docs/architecture.md``): every layer holds its R replicates'
 weights stacked along dim 0 — linear weights ``(R, in, out)`` applied with ``baddbmm``, 3×3
@@ -14,27 +14,24 @@ those of training it alone, and replicate r's numbers do not depend on R.
 * ``time_features``: sinusoidal features of a time in [0, 1] (Vaswani et al. 2017; Ho et al. 2020).
 * ``Scaler``: the per-replicate affine map between data space and the network's space
   (standardisation for vectors; [0, 1] -> [-1, 1] for images, with clipping back).
-* ``Draws``: per-replicate random numbers for a training loop, drawn in chunks of steps from
-  each replicate's own ``torch.Generator`` (never the global RNG).
-* ``save_checkpoint`` / ``load_checkpoint``: ``weights.pt`` (``torch.load(weights_only=True)``) and ``meta.json``.
+* ``layers()``: the batched layers themselves, for the other families' networks.
+
+The training loop, per-replicate random draws and checkpoints live in ``training.py``.
 
 torch is imported on first use, so importing this module does not import it.
 """
 from __future__ import annotations
 
-import json
+import functools
 import math
-from pathlib import Path
-from typing import Optional
+import types
 
 import numpy as np
 
 from ..errors import ConfigError
 from .torch_util import require_torch
 
-_CHUNK_STEPS = 64  # training steps whose random numbers are drawn in one call per replicate
-
-
+@functools.lru_cache(maxsize=None)
 def _modules():
     """Module classes, defined on first use so importing this file does not import torch."""
     torch = require_torch()
@@ -133,7 +130,19 @@ def _modules():
             h = F.silu(self.c6(h))
             return self.out(h).reshape(R, B, H * W)
 
-    return MLPNet, ConvNet
+    return types.SimpleNamespace(BLinear=BLinear, BConv=BConv, MLPNet=MLPNet, ConvNet=ConvNet, uniform=uniform)
+
+
+def layers():
+    """The batched layer classes ``(BLinear, BConv)`` for other families' networks (vae, gan, user models).
+
+    ``BLinear(R, fan_in, fan_out, gens, device)``: ``(R, B, fan_in) -> (R, B, fan_out)``;
+    ``BConv(R, c_in, c_out, gens, device)``: ``(R, B, c_in, H, W) -> (R, B, c_out, H, W)``, 3×3, padding 1.
+    ``gens`` (one torch generator per replicate) draws nn.Linear/nn.Conv2d's default uniform init in
+    creation order; ``gens=None`` leaves zeros for ``load_state_dict``.
+    """
+    m = _modules()
+    return m.BLinear, m.BConv
 
 
 def architecture(choice: str, info, field: str = "model.architecture") -> str:
@@ -148,10 +157,10 @@ def architecture(choice: str, info, field: str = "model.architecture") -> str:
 
 def make_net(arch: str, R: int, info, cond_dim: int, hidden: int, layers: int, channels: int, gens, device: str):
     """A fresh ``MLPNet`` or ``ConvNet`` for R replicates; ``gens`` None leaves the weights to ``load_state_dict``."""
-    MLPNet, ConvNet = _modules()
+    m = _modules()
     if arch == "conv":
-        return ConvNet(R, tuple(info.image_shape), cond_dim, channels, gens, device)
-    return MLPNet(R, info.dim, cond_dim, hidden, layers, gens, device)
+        return m.ConvNet(R, tuple(info.image_shape), cond_dim, channels, gens, device)
+    return m.MLPNet(R, info.dim, cond_dim, hidden, layers, gens, device)
 
 
 def copy_net(arch: str, R: int, info, cond_dim: int, hidden: int, layers: int, channels: int, state: dict, device: str):
@@ -159,6 +168,14 @@ def copy_net(arch: str, R: int, info, cond_dim: int, hidden: int, layers: int, c
     net = make_net(arch, R, info, cond_dim, hidden, layers, channels, None, device)
     net.load_state_dict({k: v.detach().clone().to(device) for k, v in state.items()})
     return net
+
+
+def start(arch: str, R: int, info, cond_dim: int, o, gens, init, data, scaling: str, device: str):
+    """``(net, scaler)`` for a fit: a copy of ``init``'s network and scaling (warm start) or fresh ones."""
+    if init is not None:
+        return copy_net(arch, R, info, cond_dim, o.hidden, o.layers, o.channels, init.net.state_dict(), device), init.scaler
+    scaler = Scaler.fit(scaling, data)
+    return make_net(arch, R, info, cond_dim, o.hidden, o.layers, o.channels, gens, device), scaler
 
 
 def time_features(t, n: int = 16):
@@ -198,12 +215,12 @@ class Scaler:
         return np.clip(x, 0.0, 1.0) if self.mode == "image" else x
 
     def state(self) -> dict:
-        torch = require_torch()
-        return {"scaler.shift": torch.from_numpy(self.shift.copy()), "scaler.scale": torch.from_numpy(self.scale.copy())}
+        """The checkpoint group ``{"shift", "scale"}`` (NumPy arrays)."""
+        return {"shift": self.shift.copy(), "scale": self.scale.copy()}
 
     @classmethod
-    def from_state(cls, mode: str, tensors: dict) -> "Scaler":
-        return cls(mode, tensors.pop("scaler.shift").numpy(), tensors.pop("scaler.scale").numpy())
+    def from_state(cls, mode: str, group: dict) -> "Scaler":
+        return cls(mode, group["shift"].cpu().numpy(), group["scale"].cpu().numpy())
 
 
 def scaling_mode(option: str, info) -> str:
@@ -211,75 +228,3 @@ def scaling_mode(option: str, info) -> str:
     if option != "auto":
         return option
     return "image" if info.kind == "image" else "standardize"
-
-
-class Draws:
-    """Per-replicate random numbers for a training loop, drawn ``_CHUNK_STEPS`` steps at a time.
-
-    ``spec`` maps a name to ``(kind, tail)`` with kind ``randint:<high>``, ``normal`` or ``uniform``;
-    ``step(i)`` returns ``{name: (R, *tail)}`` tensors for training step i. Each replicate's
-    numbers come from its own generator in a fixed order, so they do not depend on R.
-    """
-
-    def __init__(self, gens, spec: dict, device: str):
-        self.gens, self.spec, self.device = gens, spec, device
-        self._start, self._cache = None, None
-
-    def _refill(self, start: int) -> None:
-        torch = require_torch()
-        out = {}
-        for name, (kind, tail) in self.spec.items():
-            shape = (_CHUNK_STEPS, *tail)
-            if kind.startswith("randint:"):
-                high = int(kind.split(":")[1])
-                parts = [torch.randint(high, shape, generator=g, device=self.device) for g in self.gens]
-            elif kind == "normal":
-                parts = [torch.randn(shape, generator=g, device=self.device) for g in self.gens]
-            else:
-                parts = [torch.rand(shape, generator=g, device=self.device) for g in self.gens]
-            out[name] = torch.stack(parts, dim=1)  # (steps, R, *tail)
-        self._start, self._cache = start, out
-
-    def step(self, i: int) -> dict:
-        start = i - i % _CHUNK_STEPS
-        if self._start != start:
-            self._refill(start)
-        return {k: v[i - start] for k, v in self._cache.items()}
-
-
-def gather_rows(x, idx):
-    """``x (R, n, d)``, ``idx (R, B)`` -> ``(R, B, d)``."""
-    return x.gather(1, idx.unsqueeze(-1).expand(*idx.shape, x.shape[-1]))
-
-
-def save_checkpoint(path: Path, tensors: dict, meta: dict) -> None:
-    """Write ``weights.pt`` (plain tensors, loadable with ``weights_only=True``) and ``meta.json`` into ``path``."""
-    torch = require_torch()
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, path / "weights.pt")
-    (path / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-
-
-def load_checkpoint(path: Path, options_json: dict, dim: int, family: str) -> tuple[dict, dict]:
-    """Read ``(tensors, meta)``; the checkpoint must come from the same family, options and data dimension."""
-    torch = require_torch()
-    path = Path(path)
-    try:
-        meta = json.loads((path / "meta.json").read_text())
-        tensors = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
-    except (OSError, ValueError) as exc:
-        raise ConfigError("model", str(path), "", problem=f"not a readable {family} checkpoint ({exc})") from None
-    if meta.get("family") != family or meta.get("options") != options_json or meta.get("dim") != dim:
-        raise ConfigError("model", str(path), f"a {family} checkpoint written with the same model options and data dimension")
-    return tensors, meta
-
-
-def as_numpy_labels(labels: Optional[np.ndarray], R: int, n: int) -> Optional[np.ndarray]:
-    """Validate externally supplied labels: ``(R, n)`` non-negative integers."""
-    if labels is None:
-        return None
-    y = np.asarray(labels)
-    if y.shape != (R, n) or not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
-        raise ConfigError("labels", f"shape {y.shape}", f"non-negative integer labels of shape {(R, n)}")
-    return y.astype(np.int64)

@@ -15,8 +15,8 @@ and λ_MAD the engine's ``sampling.bias``; the decoder mean is returned (``outpu
 draw from the likelihood (``output: sample``).
 
 Replicates as a batch axis: every layer holds its R replicates' weights stacked along dim 0
-(linear weights ``(R, in, out)`` applied with ``baddbmm``; conv weights ``(R·c_out, c_in, 3, 3)``,
-applied replicate by replicate, see ``BConv``). The total loss is the sum of the R replicates' losses, so each
+(``nets.layers()``, shared with the other torch families: linear weights ``(R, in, out)`` applied with
+``baddbmm``; conv weights ``(R, c_out, c_in, 3, 3)`` applied replicate by replicate). The total loss is the sum of the R replicates' losses, so each
 replicate's gradient, and Adam's elementwise update, are exactly those of training it alone.
 ``batched: loop`` trains the replicates one after another with the same code (R = 1) and the
 same random draws, for comparison. Each replicate draws its initial weights, minibatch
@@ -37,7 +37,6 @@ are about 1.5x faster for the preset's network.
 from __future__ import annotations
 
 import functools
-import json
 import math
 from pathlib import Path
 from typing import Literal, Optional
@@ -49,7 +48,8 @@ from ..errors import ConfigError
 from ..options import Options
 from ..protocols import SourceInfo
 from ..rng import Streams
-from .torch_util import require_torch, resolve_device, set_threads, torch_generator
+from . import training
+from .torch_util import require_torch, resolve_device, torch_generator
 
 _CHUNK = 2048  # latent draws decoded at once per replicate when sampling
 
@@ -60,10 +60,9 @@ def _modules():
     torch = require_torch()
     nn, F = torch.nn, torch.nn.functional
 
-    def uniform(gens, R, shape, bound, device):
-        if gens is None:  # to be filled by load_state_dict
-            return torch.zeros((R, *shape), device=device)
-        return torch.stack([(torch.rand(shape, generator=g, device=device) * 2 - 1) * bound for g in gens])
+    from .nets import layers
+
+    BLinear, BConv = layers()  # (R, B, ...) replicate-major layers shared with the other torch families
 
     def upsample(y, size):
         """Nearest-neighbour ×2 upsampling of ``(B, C, h, w)`` to ``size`` = (2h or 2h+1, 2w or 2w+1).
@@ -74,37 +73,6 @@ def _modules():
         if size != (2 * h, 2 * w):
             y = F.pad(y, (0, size[1] - 2 * w, 0, size[0] - 2 * h), mode="replicate")
         return y
-
-    class BLinear(nn.Module):
-        """R independent affine maps: ``(R, B, fan_in) -> (R, B, fan_out)`` (nn.Linear's default init)."""
-
-        def __init__(self, R, fan_in, fan_out, gens, device):
-            super().__init__()
-            bound = 1.0 / math.sqrt(fan_in)
-            self.weight = nn.Parameter(uniform(gens, R, (fan_in, fan_out), bound, device))
-            self.bias = nn.Parameter(uniform(gens, R, (1, fan_out), bound, device))
-
-        def forward(self, x):
-            return torch.baddbmm(self.bias, x, self.weight)
-
-    class BConv(nn.Module):
-        """R independent 3×3 convolutions: ``(B, R·c_in, H, W) -> (B, R·c_out, H, W)``, replicate-major channels.
-
-        Applied replicate by replicate, not as one grouped convolution: oneDNN's grouped kernels gave
-        replicate r results that changed (in the last bits) with R when using 2 threads, which breaks
-        "replicate r's numbers do not depend on R" (checked by ``autophagy.testing.check_family``)."""
-
-        def __init__(self, R, c_in, c_out, gens, device):
-            super().__init__()
-            self.R = R
-            bound = 1.0 / math.sqrt(c_in * 9)
-            self.weight = nn.Parameter(uniform(gens, R, (c_out, c_in, 3, 3), bound, device).flatten(0, 1))
-            self.bias = nn.Parameter(uniform(gens, R, (c_out,), bound, device).flatten())
-
-        def forward(self, x):
-            ci, co = x.shape[1] // self.R, self.weight.shape[0] // self.R
-            return torch.cat([F.conv2d(x[:, r * ci:(r + 1) * ci], self.weight[r * co:(r + 1) * co],
-                                       self.bias[r * co:(r + 1) * co], padding=1) for r in range(self.R)], dim=1)
 
     class VAENet(nn.Module):
         """Encoder/decoder pair for R replicates; data ``(R, B, d)``, latents ``(R, B, L)``."""
@@ -136,11 +104,11 @@ def _modules():
             """``(R, B, d) -> (mu, logvar)``, each ``(R, B, L)``."""
             R, B = x.shape[:2]
             if hasattr(self, "enc_conv"):
-                H, W = self.sizes[0]
-                y = x.reshape(R, B, H, W).transpose(0, 1)  # (B, R·1, H, W): replicate-major channels
+                y = x.reshape(R, B, 1, *self.sizes[0])
                 for conv in self.enc_conv:
-                    y = F.max_pool2d(F.relu(conv(y)), 2)
-                y = y.reshape(B, R, -1).transpose(0, 1)
+                    y = F.max_pool2d(F.relu(conv(y)).flatten(0, 1), 2)
+                    y = y.reshape(R, B, *y.shape[1:])
+                y = y.reshape(R, B, -1)
             else:
                 y = x
             for layer in self.enc_fc:
@@ -152,11 +120,11 @@ def _modules():
             """``(R, B, L) -> (R, B, d)`` logits (pre-activation outputs)."""
             R, B = z.shape[:2]
             if self.arch == "conv":
-                h4, w4 = self.sizes[2]
-                y = F.relu(self.dec_fc[0](z)).transpose(0, 1).reshape(B, R * 2 * self.c, h4, w4)
-                y = F.relu(self.dec_conv[0](upsample(y, self.sizes[1])))
-                y = self.dec_conv[1](upsample(y, self.sizes[0]))
-                return y.reshape(B, R, -1).transpose(0, 1)
+                up = lambda y, size: upsample(y.flatten(0, 1), size).reshape(R, B, y.shape[2], *size)  # noqa: E731
+                y = F.relu(self.dec_fc[0](z)).reshape(R, B, 2 * self.c, *self.sizes[2])
+                y = F.relu(self.dec_conv[0](up(y, self.sizes[1])))
+                y = self.dec_conv[1](up(y, self.sizes[0]))
+                return y.reshape(R, B, -1)
             y = z
             for layer in self.dec_fc[:-1]:
                 y = F.relu(layer(y))
@@ -256,15 +224,12 @@ class VAEFamily:
         """Train R VAEs on ``data`` ``(R, n, d)``; ``init`` (warm start) supplies starting weights."""
         torch, VAENet = _modules()
         o = self.options
-        set_threads(o.threads)
-        data = np.asarray(data, dtype=np.float32)
+        data, gens = training.begin_fit(data, streams, self.info.dim, self.device, o.threads, np.float32)
         R, n, d = data.shape
-        if d != self.info.dim:
-            raise ValueError(f"vae: data have dimension {d}, the source declared info.dim = {self.info.dim}")
+        training.check_init(init, R)
         if o.likelihood == "bernoulli" and (data.min() < 0 or data.max() > 1):
             raise ConfigError("model.likelihood", "bernoulli", "gaussian for data outside [0, 1]")
         x = torch.from_numpy(data).to(self.device)
-        gens = [torch_generator(g, self.device) for g in streams.generators()]
         if o.batched == "auto":
             net = self._new_net(R, gens, init.net if init is not None else None)
             stats = self._train(net, x, gens)
@@ -330,36 +295,16 @@ class VAEFamily:
 
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, model: VAEModel, path: Path) -> None:
-        """Write ``weights.safetensors`` (or ``weights.pt``) and ``meta.json`` into the directory ``path``."""
-        torch = require_torch()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
-        tensors.update({f"stats.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in model.stats.items()})
-        try:
-            from safetensors.torch import save_file
-            save_file(tensors, str(path / "weights.safetensors"))
-        except ImportError:
-            torch.save(tensors, path / "weights.pt")
-        meta = {"format": 1, "replicates": model.R, "dim": model.dim, "options": self.options.model_dump(mode="json")}
-        (path / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        """Write ``weights.pt`` and ``meta.json`` into the directory ``path`` (see ``training.save``)."""
+        training.save(path, "vae", self.options, model.R, model.dim, {"net": model.net.state_dict(), "stats": model.stats})
 
     def load(self, path: Path) -> VAEModel:
         """Read a model written by ``save`` (with this family's options) onto this family's device."""
-        torch = require_torch()
-        path = Path(path)
-        meta = json.loads((path / "meta.json").read_text())
-        if meta["options"] != self.options.model_dump(mode="json") or meta["dim"] != self.info.dim:
-            raise ConfigError("model", str(path), "a checkpoint written with the same model options and data dimension")
-        if (path / "weights.safetensors").exists():
-            from safetensors.torch import load_file
-            tensors = load_file(str(path / "weights.safetensors"))
-        else:
-            tensors = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
-        stats = {k[6:]: tensors.pop(k).numpy() for k in list(tensors) if k.startswith("stats.")}
-        net = self._new_net(int(meta["replicates"]), None, None, {k: v.to(self.device) for k, v in tensors.items()})
+        groups, meta = training.load(path, "vae", self.options, self.info.dim, self.device)
+        net = self._new_net(int(meta["replicates"]), None, None, groups["net"])
         net.eval()
-        return VAEModel(net, self.options, self.info.dim, self.image_shape, self.device, self.sigmoid, stats)
+        return VAEModel(net, self.options, self.info.dim, self.image_shape, self.device, self.sigmoid,
+                        training.numpy_group(groups["stats"]))
 
 
 def _slice_state(state: dict, R: int, r: int) -> dict:
