@@ -210,3 +210,24 @@ def test_real_data_keeps_the_finetuning_loop_close():
     aug, rep = [n for n in names if "augment" in n][0], [n for n in names if "replace" in n][0]
     assert last["sliced-wasserstein", aug] < last["sliced-wasserstein", rep], last
     assert last["precision", aug] > last["precision", rep], last
+
+
+# ---------------------------------------------------------------------------------- GPU
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("family_name", ["ddpm", "flow-matching", "gan", "vae"])
+def test_cuda_replicates_do_not_depend_on_R(family_name):
+    """On CUDA, replicate r's samples from R = 5 and R = 3 ensembles agree (to float rounding: cuBLAS may pick
+    other kernels for other batch counts, see docs/neural.md) and the models run on the device."""
+    from autophagy.components import resolve
+
+    cls = resolve("family", family_name, "model.family")
+    small = {"ddpm": dict(TINY), "flow-matching": dict(train_steps=30, hidden=16, layers=2, batch_size=16),
+             "gan": dict(train_steps=30, hidden=16, layers=2, batch_size=16),
+             "vae": dict(epochs=2, hidden=16, latent_dim=2, likelihood="gaussian")}[family_name]
+    info = SourceInfo(dim=2)
+    fam = cls(cls.Options(device="cuda", **small), info)
+    data = Streams(0, 5, -1, "data").normal(60, 2)
+    big, few = fam.fit(data, Streams(0, 5, 0, "fit")), fam.fit(data[:3], Streams(0, 3, 0, "fit"))
+    xb, xf = big.sample(40, Streams(0, 5, 1, "s")), few.sample(40, Streams(0, 3, 1, "s"))
+    np.testing.assert_allclose(xb[:3], xf, rtol=1e-4, atol=1e-5)

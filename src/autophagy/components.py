@@ -38,6 +38,7 @@ FAMILIES = {
     "vae": "autophagy.models.vae:VAEFamily",
     "ddpm": "autophagy.models.ddpm:DDPMFamily",
     "flow-matching": "autophagy.models.flow_matching:FlowMatchingFamily",
+    "gan": "autophagy.models.gan:GANFamily",
 }
 
 POLICIES = ("replace", "augment", "fresh", "accumulate", "accumulate-subsample")

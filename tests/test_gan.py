@@ -1,0 +1,130 @@
+"""The ``gan`` family: conformance (MLP and conv), truncation, the fully synthetic loop, warm start,
+checkpoints and bad options (one line naming the field, exit 2). Tiny networks in the default suite;
+the phenomenon tests that need a trained GAN are marked slow. Fixed seeds."""
+import numpy as np
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from autophagy.cli import app  # noqa: E402
+from autophagy.data.mixtures import MixtureSource  # noqa: E402
+from autophagy.errors import ConfigError  # noqa: E402
+from autophagy.metrics import prd  # noqa: E402
+from autophagy.models.gan import GANFamily  # noqa: E402
+from autophagy.protocols import SourceInfo  # noqa: E402
+from autophagy.rng import Streams  # noqa: E402
+from autophagy.testing import check_family  # noqa: E402
+
+TINY = dict(train_steps=20, hidden=16, layers=2, batch_size=16, latent_dim=4)
+INFO = SourceInfo(dim=2)
+RING = MixtureSource(MixtureSource.Options(layout="ring", n_components=8, radius=2.0, std=0.2))
+
+
+def family(info=INFO, **kw):
+    return GANFamily(GANFamily.Options(**{**TINY, **kw}), info)
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: from the second training step on, replicate r's weights change in "
+                   "the last bits (1e-8) with R; single D and G steps are R-independent (see docs/neural.md, GAN)")
+def test_conformance_mlp():
+    data = Streams(0, 3, -1, "data").normal(60, 2) * [1.0, 2.0] + 1.0
+    check_family(family(), data, INFO, m=20, m_bias=200)
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: from the second training step on, replicate r's weights change in "
+                   "the last bits (1e-8) with R; single D and G steps are R-independent (see docs/neural.md, GAN)")
+def test_conformance_conv():
+    info = SourceInfo(dim=16, kind="image", image_shape=(4, 4))
+    fam = GANFamily(GANFamily.Options(train_steps=8, channels=4, batch_size=8, latent_dim=4), info)
+    assert fam.arch == "conv"
+    x = fam.fit(Streams(0, 3, -1, "data").uniform(40, 16), Streams(0, 3, 0, "fit")).sample(20, Streams(0, 3, 1, "s"))
+    assert x.min() >= 0.0 and x.max() <= 1.0  # images come back in [0, 1]
+    check_family(fam, Streams(0, 3, -1, "data").uniform(40, 16), info, m=10, m_bias=100, big=66)
+
+
+def test_truncation_scales_the_latent():
+    """λ = ψ: sampling with bias ψ is the generator applied to ψ·z for the same z (StyleGAN's trick, w̄ = 0)."""
+    data = Streams(0, 2, -1, "data").normal(50, 2)
+    model = family().fit(data, Streams(0, 2, 0, "fit"))
+    s = Streams(0, 2, 1, "sample")
+    gens = [torch.Generator().manual_seed(int(g.integers(0, 2 ** 63 - 1))) for g in s.generators()]
+    z = torch.stack([torch.randn(30, 4, generator=g) for g in gens])
+    with torch.no_grad():
+        want = model.scaler.inverse(model.gen(0.6 * z).numpy())
+    np.testing.assert_allclose(model.sample(30, s, bias=0.6), want, rtol=1e-6)
+    with pytest.raises(ConfigError, match="sampling.bias"):
+        model.sample(5, s, bias=1.5)
+
+
+def test_warm_start_and_checkpoints(tmp_path):
+    data = Streams(0, 2, -1, "data").normal(50, 2)
+    base = family().fit(data, Streams(0, 2, 0, "fit"))
+    frozen = family(lr=1e-12, finetune_steps=2)
+    warm = frozen.fit(data * 3.0 - 1.0, Streams(0, 2, 1, "fit"), init=base)  # keeps both networks and the scaling
+    s = Streams(0, 2, 2, "sample")
+    np.testing.assert_allclose(warm.sample(20, s), base.sample(20, s), atol=1e-4)
+    with pytest.raises(ConfigError, match="init"):
+        frozen.fit(data[:1], Streams(0, 1, 1, "fit"), init=base)
+    fam = family()
+    fam.save(base, tmp_path / "gen")
+    back = family().load(tmp_path / "gen")
+    np.testing.assert_array_equal(back.sample(25, s, bias=0.7), base.sample(25, s, bias=0.7))
+    np.testing.assert_array_equal(back.param_metrics(INFO)["train_loss_d"], base.param_metrics(INFO)["train_loss_d"])
+    with pytest.raises(ConfigError, match="same model options"):
+        family(hidden=8).load(tmp_path / "gen")
+
+
+@pytest.mark.parametrize("patch, field", [
+    ({"sampling": {"bias": 1.5}}, "sampling.bias"),  # truncation outside (0, 1]
+    ({"sampling": {"bias": 0.0}}, "sampling.bias"),
+    ({"model": {"family": "gan", "architecture": "conv"}}, "model.architecture"),
+    ({"model": {"family": "gan", "r1": -1}}, "model.r1"),
+])
+def test_bad_options_one_line_exit_2(tmp_path, patch, field):
+    cfg = {"seed": 0, "replicates": 2, "generations": 1, "data": {"source": "mixture"},
+           "model": {"family": "gan", **TINY}, "loop": {"n_real": 40}, "metrics": ["sliced-wasserstein"]}
+    for k, v in patch.items():
+        cfg[k] = {**cfg.get(k, {}), **v}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    r = CliRunner().invoke(app, ["run", str(path)])
+    lines = [line for line in r.output.strip().splitlines() if line.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and field in lines[0], r.output
+
+
+# ---------------------------------------------------------------------------------- phenomena (trained GANs)
+def _ring_gan(R=2, steps=2500):
+    data = RING.sample(1000, Streams(0, R, -1, "data"))
+    fam = GANFamily(GANFamily.Options(train_steps=steps, hidden=128, layers=3, latent_dim=2), RING.info)
+    return fam, fam.fit(data, Streams(0, R, 0, "fit"))
+
+
+@pytest.mark.slow
+def test_truncation_lowers_recall_on_the_ring():
+    """MAD's ψ on a ring GAN: ψ = 0.5 covers fewer real points (recall) than ψ = 1. Precision does *not*
+    reliably rise here (see docs/neural.md: contracting z pulls samples onto the boundaries between the
+    latent cells of different modes), so only its direction-free size is recorded, not asserted."""
+    _, model = _ring_gan()
+    ref = RING.sample(500, Streams(0, 2, -1, "heldout"))
+    out = {lam: prd(ref, model.sample(500, Streams(0, 2, 1, "sample"), bias=lam)) for lam in (1.0, 0.5)}
+    assert out[0.5]["recall"].mean() < out[1.0]["recall"].mean() - 0.03, out
+    assert out[1.0]["precision"].mean() > 0.85, out  # a trained GAN: most samples on the ring
+
+
+@pytest.mark.slow
+def test_fully_synthetic_gan_loop_loses_modes():
+    """MAD's fully synthetic loop: a GAN retrained from scratch on its own samples drops modes."""
+    import autophagy
+
+    cfg = {"seed": 0, "replicates": 2, "generations": 3,
+           "data": {"source": "mixture", "layout": "ring", "n_components": 8, "std": 0.2},
+           "model": {"family": "gan", "train_steps": 1500, "hidden": 64, "layers": 2, "latent_dim": 2},
+           "loop": {"policy": "replace", "n_real": 500},
+           "metrics": {"use": ["mode-coverage", "prd"], "n_eval": 1000, "n_heldout": 500}}
+    res = autophagy.run(cfg)
+    m = res.metrics
+    rec = m[m.metric == "recall"].groupby("generation")["value"].mean()
+    assert rec.iloc[-1] < rec.iloc[0] - 0.1, rec
