@@ -78,7 +78,7 @@ def test_digits_class_frequencies_match_pool():
 
 @pytest.mark.parametrize("classes", [(), (3, 3), (10,)])
 def test_digits_rejects_bad_classes(classes):
-    from autophagy.api import _options
+    from autophagy.build import _options
 
     with pytest.raises(ConfigError, match="data.classes"):
         _options(DigitsSource, {"classes": list(classes)}, "data")

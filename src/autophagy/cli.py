@@ -105,7 +105,7 @@ def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_
         progress.close()
         where = f" in {stop.out}" if stop.out is not None else " (nothing is saved without --out)"
         console.print(f"interrupted: {stop.saved} of {stop.total} runs complete{where}; run the same command again "
-                      "to resume (finished runs and replicate blocks are reused)", highlight=False)
+                      "to resume (finished runs and replicate blocks are reused)", highlight=False, soft_wrap=True)
         raise typer.Exit(130)
     finally:
         progress.close()
@@ -190,6 +190,31 @@ def export(directory: Path = typer.Argument(..., help="a results directory (hold
                 raise ConfigError("--format", format, "csv, or install the parquet extra: pip install 'autophagy[parquet]'") from None
         for path in Store(directory).export(format):
             out_console.print(str(path))
+    except AutophagyError as err:
+        _fail(err)
+
+
+@app.command()
+def runs(directory: Path = typer.Argument(..., help="a results directory (holding results.sqlite)")):
+    """List the runs in a results directory: name, id, status, generations done, seconds, version."""
+    from .errors import ConfigError
+    from .store import Store
+
+    try:
+        if not (directory / "results.sqlite").exists():
+            raise ConfigError("DIR", str(directory), "a results directory containing results.sqlite")
+        table_runs, _ = Store(directory).load()
+        t = Table(title=f"runs in {escape(str(directory))}")
+        for col in ("run", "id", "status", "generations", "seconds", "version"):
+            t.add_column(col, justify="left" if col in ("run", "id", "status") else "right")
+        for r in table_runs.itertuples():
+            total = "?" if r.generations is None or r.generations != r.generations else int(r.generations) + 1
+            t.add_row(escape(str(r.name)), r.run_id, r.status or "?", f"{r.generations_done}/{total}",
+                      f"{(r.seconds or 0.0):.1f}", str(r.version or "0.1 (old store)"))
+        out_console.print(t)
+        n_open = int((table_runs.status != "done").sum())
+        if n_open:
+            out_console.print(f"{n_open} unfinished: run the same command again to resume them", highlight=False)
     except AutophagyError as err:
         _fail(err)
 

@@ -74,11 +74,13 @@ class SweepProgress:
         self._show(key, finished=True)
 
     def close(self) -> None:
+        """Stop the display (a last plain line when not on a terminal); safe to call twice."""
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
         elif not self.tty and self.last_line and self.shards:
             self._line(final=True)
+        self.shards, self.last_line = {}, 0.0
 
     # ------------------------------------------------------------------ display
     @staticmethod

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from pydantic import ValidationError
 
+from . import _version
 from ._version import __version__
 from .config import Config, expand, from_validation_error, load_config
 from .errors import ConfigError
@@ -143,9 +144,10 @@ def specs_for(config: Any, overrides: list[str] | None = None, *, hidden: list[s
     for c in expand(cfg):
         resolved = resolve(c)
         name = _named(c.name, extra)
-        out.append(RunSpec(c, "loop", name, resolved, base_dir=str(base_dir)))
+        version = _version.__version__  # read at call time (tests and upgrades change it)
+        out.append(RunSpec(c, "loop", name, resolved, version, str(base_dir)))
         if c.loop.control:
-            out.append(RunSpec(c, "control", name + " (real-only control)", resolved, base_dir=str(base_dir)))
+            out.append(RunSpec(c, "control", name + " (real-only control)", resolved, version, str(base_dir)))
     return out
 
 
