@@ -402,9 +402,14 @@ def plot(directory: Path = typer.Argument(..., help="a results directory (holdin
         _fail(err)
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:  # pragma: no cover - the console script
+    """``autophagy``: the typer app, with Ctrl-C before a study starts (imports, validation) ending quietly."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted", highlight=False)
+        sys.exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

@@ -185,6 +185,8 @@ class Store:
             self._check(con)
             yield con
         except sqlite3.DatabaseError as exc:
+            if str(exc) == "interrupted":  # Ctrl-C inside a query is an interruption, not a corrupt file
+                raise KeyboardInterrupt from None
             if con is not None and con.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     con.rollback()
