@@ -92,7 +92,7 @@ def _table_metrics(result, wanted) -> list[str]:
 
 def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_metric: Optional[str] = None,
                     workers: int = 1, engine: Optional[str] = None, address: Optional[str] = None,
-                    reuse_any_version: bool = False, hidden: Optional[list] = None):
+                    reuse_any_version: bool = False, hidden: Optional[list] = None, report: bool = False):
     from . import api
     from .progress import SweepProgress
 
@@ -127,6 +127,10 @@ def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_
         if (Path(out) / "grids").is_dir():
             out_console.print(f"sample grids (replicate 0, per generation): {Path(out) / 'grids'}/<run_id>/")
         out_console.print(f"results: {Path(out) / 'results.sqlite'} and {Path(out) / 'metrics.csv'}")
+        if report:
+            from .report import write_report
+
+            out_console.print(f"report: {write_report(out)}")
     return result
 
 
@@ -144,16 +148,20 @@ def run(config: Path = typer.Argument(..., help="YAML or TOML config file"),
         no_save: bool = typer.Option(False, "--no-save", help="print the table only; write no files"),
         workers: int = _WORKERS, engine: Optional[str] = _ENGINE, address: Optional[str] = _ADDRESS,
         reuse_any_version: bool = typer.Option(False, "--reuse-any-version",
-                                               help="reuse finished runs that another autophagy version stored")):
+                                               help="reuse finished runs that another autophagy version stored"),
+        report: bool = typer.Option(False, "--report", help="also write DIR/report.html (figures, theory table)")):
     """Run a study from a config file and print where each loop ends up."""
     try:
         from .config import load_config
+        from .errors import ConfigError
 
         _plugin_paths(config)
         cfg, _ = load_config(config, set_)
         target = None if no_save else (out or Path("results") / cfg.name)
+        if report and target is None:
+            raise ConfigError("--report", True, "", problem="a report needs saved results: drop --no-save")
         _run_and_report(config, target, set_, metric, workers=workers, engine=engine, address=address,
-                        reuse_any_version=reuse_any_version)
+                        reuse_any_version=reuse_any_version, report=report)
     except AutophagyError as err:
         _fail(err)
 
@@ -166,7 +174,8 @@ def demo(out: Path = typer.Option(Path("results/demo"), "--out", "-o", help="res
     try:
         preset = resources.files("autophagy") / "presets" / "demo.yaml"
         with resources.as_file(preset) as path:
-            _run_and_report(path, out, None, ["sliced-wasserstein", "precision", "recall"], plot_metric="recall")
+            _run_and_report(path, out, None, ["sliced-wasserstein", "precision", "recall"], plot_metric="recall",
+                            report=True)
     except AutophagyError as err:
         _fail(err)
 
@@ -273,6 +282,18 @@ def theory(config: Path = typer.Argument(..., help="YAML or TOML config file"),
         if n_few:
             out_console.print(f"{n_few} not tested ('few chains'): the mean is carried by fewer than 25 effective "
                               f"replicates (Kish), so neither it nor its s.e. is reliable; raise replicates", highlight=False)
+        from .theory import fu
+
+        tv = fu.tv_table(cfg, result.metrics)
+        if len(tv):
+            t = Table(title="Fu et al.: measured TV to the source beside the recursion bound (docs/theory.md)")
+            for col in ("run", "generation", "α (real share)", "bound", "measured", "se", "below"):
+                t.add_column(col, justify="left" if col == "run" else "right")
+            for _, r in tv[(tv.generation % step == 0) | (tv.generation == G) | ~tv.below].iterrows():
+                t.add_row(escape(labels.get(r["run_id"], r["name"])), str(int(r["generation"])), f"{r['alpha']:.3g}",
+                          f"{r['bound']:.4g}", f"{r['measured']:.4g}", f"{r['se']:.2g}",
+                          "yes" if r["below"] else "[bold red]NO[/]")
+            out_console.print(t)
         kappa = th.contraction(cfg)
         if len(kappa):
             t = Table(title="reference-mix: exact contraction κ = λ_B/((1+λ_B)(1+γ)) beside Gillman et al.'s "

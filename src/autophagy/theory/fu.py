@@ -170,16 +170,14 @@ def tv_table(config: Any, metrics) -> "pd.DataFrame":
     ``param.tv`` recorded; other runs are skipped. ``below`` = measured ≤ bound + 2 s.e."""
     import pandas as pd
 
-    from ..config import expand, load_config
+    from ..spec import specs_for
 
-    cfg, _ = load_config(config)
-    runs = list(expand(cfg))
     rows = []
     df = metrics[metrics.metric == "param.tv"]
-    ids = list(dict.fromkeys(df.run_id.astype(str)))
-    for k, c in enumerate(runs):
-        run_id = c.hash() if c.hash() in ids else (ids[k] if len(ids) == len(runs) else None)
-        if run_id is None or c.model.family not in ("gaussian", "kde"):
+    ids = set(df.run_id.astype(str))
+    for spec in specs_for(config):  # matched by run id, never by position
+        c, run_id = spec.config, spec.run_id
+        if spec.control or run_id not in ids or c.model.family not in ("gaussian", "kde"):
             continue
         sub = df[df.run_id.astype(str) == run_id]
         stat = sub.groupby("generation")["value"].agg(["mean", "std", "count"])
