@@ -98,7 +98,7 @@ def _modules():
             h = F.leaky_relu(self.fc(z), 0.2).reshape(R, B, 2 * self.c, *self.half)
             h = per_image(lambda y: F.interpolate(y, size=self.shape, mode="nearest"), h)
             h = F.leaky_relu(self.c1(h), 0.2)
-            return torch.tanh(self.c2(h)).reshape(R, B, -1)
+            return nets.aligned(torch.tanh, self.c2(h)).reshape(R, B, -1)
 
     class ConvD(nn.Module):
         def __init__(self, R, shape, c, gens, device):
@@ -233,7 +233,8 @@ class GANFamily:
                 both.requires_grad_(True)
             out = disc(both)
             d_real, d_fake = out[:, :B], out[:, B:]
-            loss_d = (F.softplus(-d_real) + F.softplus(d_fake)).mean(dim=(1, 2))  # (R,)
+            # softplus through nets.aligned: a (R, B, 1) tensor's scalar tail made replicate r depend on R
+            loss_d = (nets.aligned(F.softplus, -d_real) + nets.aligned(F.softplus, d_fake)).mean(dim=(1, 2))  # (R,)
             total = loss_d
             if o.r1 > 0:
                 (grad,) = torch.autograd.grad(d_real.sum(), both, create_graph=True)  # per replicate: D_r sees x_r only
@@ -242,7 +243,7 @@ class GANFamily:
             total.sum().backward()
             opt_d.step()
             disc.requires_grad_(False)  # the generator step leaves D's gradients alone
-            loss_g = F.softplus(-disc(gen(r["zg"]))).mean(dim=(1, 2))
+            loss_g = nets.aligned(F.softplus, -disc(gen(r["zg"]))).mean(dim=(1, 2))
             opt_g.zero_grad(set_to_none=True)
             loss_g.sum().backward()
             opt_g.step()

@@ -145,6 +145,31 @@ def layers():
     return m.BLinear, m.BConv
 
 
+LANES = 64  # elements: a multiple of every CPU vector loop's unroll (AVX-512 float: 2 × 16)
+
+
+def aligned(fn, x):
+    """``fn(x)`` for an elementwise ``fn`` on ``x (R, ...)``, computed so that replicate r's numbers do not
+    depend on R.
+
+    torch's CPU elementwise loops run whole vectors (two at a time) and finish the last ``numel mod 32``
+    elements with scalar code, whose exp/log (libm) differ from the vectorised ones (Sleef) in the last
+    bit. A contiguous ``(R, k)`` tensor with k not a multiple of 32 therefore puts replicate R − 1's last
+    elements in the scalar tail for one R and not for another. Padding every replicate's block to a
+    multiple of ``LANES`` keeps all elements in the vector loop for every R (the GAN's ``(R, B, 1)``
+    discriminator logits with B = 16 showed this in ``softplus`` and its backward). Single-threaded
+    (``threads: 1``): with more threads the loops are also split at R-dependent offsets.
+    """
+    torch = require_torch()
+    R = x.shape[0]
+    flat = x.reshape(R, -1)
+    k = flat.shape[1]
+    pad = -k % LANES
+    if pad:
+        flat = torch.nn.functional.pad(flat, (0, pad))
+    return fn(flat)[:, :k].reshape(x.shape)
+
+
 def architecture(choice: str, info, field: str = "model.architecture") -> str:
     """Resolve ``auto`` (conv for image sources, mlp otherwise) and check that conv fits the data."""
     shape = tuple(info.image_shape) if info.image_shape else None
