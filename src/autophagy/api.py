@@ -122,7 +122,7 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
         workers: int = 1, engine: Any = None, address: str | None = None,
         progress: Progress | None = None, on_generation: Callable[[str, int, int], None] | None = None,
         reuse_any_version: bool = False, command: str = "autophagy.run(...)",
-        hidden_overrides: list[str] | None = None) -> Result:
+        hidden_overrides: list[str] | None = None, track: str | list[str] | None = None) -> Result:
     """Run a study: every grid point (and its control lineage when ``loop.control``).
 
     ``workers`` / ``engine`` (``"serial"``, ``"processes"``, ``"dask"`` or a ``distributed.Client``) /
@@ -131,9 +131,13 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
     with the same run id are loaded instead of recomputed, unfinished ones resume from their missing
     replicate blocks. Rows that another autophagy version wrote for the same study are not reused
     unless ``reuse_any_version`` (a note says they exist). ``hidden_overrides`` are applied without
-    showing in run names.
+    showing in run names. ``track`` (``"mlflow"``, ``"wandb"``, ``"tensorboard"`` or a list) mirrors the
+    finished runs into those trackers inside ``out`` (``autophagy.trackers``; the store stays the source).
     """
+    from . import trackers
+
     specs = specs_for(config, overrides, hidden=hidden_overrides)
+    tracked = trackers.check(track, Path(out) if out is not None else None)
     for s in specs:  # validate everything before running anything
         build(s)
     store = Store(Path(out)).prepare() if out is not None else None
@@ -198,6 +202,8 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
     result = Result(_concat(frames), pd.DataFrame(runs), Path(out) if out is not None else None, reused, notes)
     if store:
         store.export("csv")
+    if tracked:
+        result.notes.extend(trackers.mirror(result, tracked, Path(out)))
     return result
 
 

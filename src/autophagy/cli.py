@@ -92,7 +92,8 @@ def _table_metrics(result, wanted) -> list[str]:
 
 def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_metric: Optional[str] = None,
                     workers: int = 1, engine: Optional[str] = None, address: Optional[str] = None,
-                    reuse_any_version: bool = False, hidden: Optional[list] = None, report: bool = False):
+                    reuse_any_version: bool = False, hidden: Optional[list] = None, report: bool = False,
+                    track: Optional[list] = None):
     from . import api
     from .progress import SweepProgress
 
@@ -100,7 +101,7 @@ def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_
     try:
         result = api.run(config, out=out, overrides=overrides, workers=workers, engine=engine, address=address,
                          progress=progress, reuse_any_version=reuse_any_version, command=_command_line(),
-                         hidden_overrides=hidden)
+                         hidden_overrides=hidden, track=track)
     except api.Interrupted as stop:
         progress.close()
         where = f" in {stop.out}" if stop.out is not None else " (nothing is saved without --out)"
@@ -140,8 +141,16 @@ _ENGINE = typer.Option(None, "--engine", "-e", help="serial | processes | dask (
 _ADDRESS = typer.Option(None, "--address", help="an existing Dask scheduler, e.g. tcp://host:8786 (implies --engine dask)")
 
 
+def _config_path(config: Path) -> Path:
+    """A config file, or a preset named ``NAME`` / ``preset:NAME`` (``autophagy presets`` lists them)."""
+    from . import catalog
+
+    return catalog.preset_path(str(config)) if catalog.is_reference(str(config)) else config
+
+
 @app.command()
-def run(config: Path = typer.Argument(..., help="YAML or TOML config file"),
+def run(config: Path = typer.Argument(..., help="YAML or TOML config file, or a preset: NAME or preset:NAME "
+                                                "(autophagy presets lists them)"),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="results directory (default: results/<name>)"),
         set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override: key.path=value (repeatable)"),
         metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="metric(s) for the summary table"),
@@ -149,19 +158,22 @@ def run(config: Path = typer.Argument(..., help="YAML or TOML config file"),
         workers: int = _WORKERS, engine: Optional[str] = _ENGINE, address: Optional[str] = _ADDRESS,
         reuse_any_version: bool = typer.Option(False, "--reuse-any-version",
                                                help="reuse finished runs that another autophagy version stored"),
-        report: bool = typer.Option(False, "--report", help="also write DIR/report.html (figures, theory table)")):
-    """Run a study from a config file and print where each loop ends up."""
+        report: bool = typer.Option(False, "--report", help="also write DIR/report.html (figures, theory table)"),
+        track: Optional[List[str]] = typer.Option(None, "--track", "-t", help="also mirror the runs to mlflow, wandb "
+                                                  "or tensorboard (offline, inside the results directory; repeatable)")):
+    """Run a study from a config file or a preset and print where each loop ends up."""
     try:
         from .config import load_config
         from .errors import ConfigError
 
+        config = _config_path(config)
         _plugin_paths(config)
         cfg, _ = load_config(config, set_)
         target = None if no_save else (out or Path("results") / cfg.name)
         if report and target is None:
             raise ConfigError("--report", True, "", problem="a report needs saved results: drop --no-save")
         _run_and_report(config, target, set_, metric, workers=workers, engine=engine, address=address,
-                        reuse_any_version=reuse_any_version, report=report)
+                        reuse_any_version=reuse_any_version, report=report, track=track)
     except AutophagyError as err:
         _fail(err)
 
@@ -229,7 +241,7 @@ def runs(directory: Path = typer.Argument(..., help="a results directory (holdin
 
 
 @app.command()
-def theory(config: Path = typer.Argument(..., help="YAML or TOML config file"),
+def theory(config: Path = typer.Argument(..., help="YAML or TOML config file, or a preset name"),
            set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override: key.path=value (repeatable)"),
            predict_only: bool = typer.Option(False, "--predict-only", help="print the predictions without simulating"),
            all_rows: bool = typer.Option(False, "--all", help="print every generation (default: about ten per run, "
@@ -242,6 +254,7 @@ def theory(config: Path = typer.Argument(..., help="YAML or TOML config file"),
     from .report.plots import short_label
 
     try:
+        config = _config_path(config)
         _plugin_paths(config)
         # compare() reads param.* only: skip the automatic quality/diversity metrics of curated runs
         overrides = [*(set_ or []), "metrics.tradeoff=false"]
@@ -309,54 +322,56 @@ def theory(config: Path = typer.Argument(..., help="YAML or TOML config file"),
 
 
 @app.command()
-def components():
-    """List the sources, families, policies, metrics, curation and correction methods, with their options."""
-    from . import components as comp
-    from .components import describe_options, import_path
+def components(name: Optional[str] = typer.Argument(None, help="one component (e.g. prd, gmm, top-k) or section "
+                                                          "(sources, families, loop, sampling, metrics, ...)")):
+    """Every top-level key and section of a config: sources, families, loop policies, sampling, metrics,
+    curation and correction methods, report, with their options and defaults."""
+    from . import reference
 
     def say(text: str, indent: int = 0, bold: bool = False) -> None:
-        out_console.print(" " * indent + text, markup=False, highlight=False, style="bold" if bold else None)
+        out_console.print(" " * indent + text, markup=False, highlight=False, style="bold" if bold else None,
+                          soft_wrap=True)
 
-    def first_line(obj) -> str:
-        return (obj.__doc__ or "").strip().splitlines()[0] if getattr(obj, "__doc__", None) else ""
-
-    def describe(table: dict) -> None:
-        for name, path in table.items():
-            try:
-                cls = import_path(path, name)
-            except AutophagyError as err:
-                say(f"{name}  (unavailable: {err})", 2)
-                continue
-            say(f"{name}  {first_line(cls)}", 2)
-            for line in describe_options(comp.options_model(cls)):
+    def entry(e, details: bool) -> None:
+        if e.unavailable:
+            say(f"{e.name}  (unavailable: {e.unavailable})", 2)
+            return
+        say(f"{e.name}  {e.summary}".rstrip(), 2)
+        if details and e.details:
+            for line in e.details.splitlines():
                 say(line, 6)
+        for o in e.options:
+            say(reference.option_line(o), 6)
 
-    say("sources (data.source)", bold=True)
-    describe(comp.SOURCES)
-    say("families (model.family)", bold=True)
-    describe(comp.FAMILIES)
-    from .config import LoopConfig
-    from .policies import POLICIES
+    try:
+        if name is None:
+            for section in reference.sections():
+                say(section.title, bold=True)
+                for e in section.entries:
+                    entry(e, details=False)
+            return
+        shown = None
+        for section, e in reference.find(name):
+            if section is not shown:
+                say(section.title, bold=True)
+                shown = section
+            entry(e, details=True)
+    except AutophagyError as err:
+        _fail(err)
 
-    say("policies (loop.policy) and the other loop options", bold=True)
-    say(", ".join(POLICIES), 2)
-    for line in describe_options(LoopConfig):
-        say(line, 6)
-    from . import correction, curation
-    from . import metrics as metric_lib
 
-    say("metrics (metrics: [name or {name: ..., option: ...}])", bold=True)
-    for name, fn in metric_lib.METRICS.items():
-        say(f"{name}  {first_line(fn)}", 2)
-        for line in describe_options(metric_lib.OPTIONS.get(name)):
-            say(line, 6)
-    for title, methods in (("curation (curation: {method: ...})", curation.METHODS),
-                           ("correction (correction: {method: ...})", correction.METHODS)):
-        say(title, bold=True)
-        for name, (opts, cls) in methods.items():
-            say(f"{name}  {first_line(cls)}", 2)
-            for line in describe_options(opts):
-                say(line, 6)
+@app.command()
+def presets():
+    """The shipped presets: name, paper, what to look for, expected run time (`autophagy run NAME` runs one)."""
+    from . import catalog
+
+    t = Table(title="presets: autophagy run NAME (or preset:NAME) runs one")
+    for col in ("name", "paper", "what to look for", "time"):
+        t.add_column(col, overflow="fold")
+    for p in catalog.catalog():
+        look = p.look_for if len(p.look_for) <= 150 else p.look_for[:150].rsplit(" ", 1)[0] + " …"
+        t.add_row(escape(p.name), escape(p.paper), escape(look), escape(p.time))
+    out_console.print(t)
 
 
 @app.command()
