@@ -39,6 +39,7 @@ FAMILIES = {
     "ddpm": "autophagy.models.ddpm:DDPMFamily",
     "flow-matching": "autophagy.models.flow_matching:FlowMatchingFamily",
     "gan": "autophagy.models.gan:GANFamily",
+    "torch": "autophagy.models.user_torch:TorchFamily",
 }
 
 POLICIES = ("replace", "augment", "fresh", "accumulate", "accumulate-subsample")
