@@ -68,6 +68,18 @@ def build_family(cfg: Config, info):
     return Lifted(cls, raw, info)
 
 
+def _decoding(cfg: Config, family) -> None:
+    """Token families declare ``decodes = True`` and get ``sampling`` (top-k, top-p, beams, repetition
+    penalty) once here; ``sampling.bias`` still reaches ``model.sample`` as the temperature."""
+    if getattr(family, "decodes", False):
+        family.decoding = cfg.sampling
+    elif cfg.sampling.decoding_set:
+        field = cfg.sampling.decoding_set[0]
+        raise ConfigError(field, getattr(cfg.sampling, field.split(".")[1]),
+                          f"its default for model.family {cfg.model.family!r}: decoding options apply to token "
+                          "families (ngram, transformer, hf-causal-lm)")
+
+
 def build(config: Any, base_dir: Path | str = Path("."), control: bool = False) -> Plan:
     """Resolve and validate every component of one run: a ``RunSpec``, or a grid-free ``Config``
     (with ``control`` for its real-only control lineage)."""
@@ -79,6 +91,7 @@ def build(config: Any, base_dir: Path | str = Path("."), control: bool = False) 
         cfg, base_dir = config, Path(base_dir)
     source = build_source(cfg, base_dir)
     family = build_family(cfg, source.info)
+    _decoding(cfg, family)
     if hasattr(family, "check_train_size"):
         from .policies import smallest_training_set
 

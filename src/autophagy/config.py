@@ -13,10 +13,11 @@ import itertools
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, ClassVar, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_serializer,
+                      model_validator)
 
 from . import schedule
 from .errors import ConfigError
@@ -131,7 +132,34 @@ def _shown(raw: Any) -> Any:
 
 
 class SamplingConfig(_Strict):
-    bias: float = Field(1.0, gt=0.0, le=1.0, description="MAD's sampling bias λ in (0, 1]; 1 = unbiased")
+    """How a model is sampled: MAD's bias λ (the temperature for token models) and, for token models,
+    the decoding rules (see docs/text.md). Decoding options at their defaults are left out of the
+    serialised config, so adding them changed no existing run id."""
+
+    bias: float = Field(1.0, gt=0.0, le=1.0, description="MAD's sampling bias λ in (0, 1]; 1 = unbiased "
+                        "(token models: the temperature)")
+    top_k: Optional[int] = Field(None, ge=1, description="token models: sample among the k most likely tokens")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="token models: nucleus sampling, the smallest set of "
+                         "tokens holding probability ≥ top_p; 1 = off")
+    beams: int = Field(1, ge=1, description="token models: beam search with this many beams after a sampled "
+                       "first token (Shumailov et al.'s setting); 1 = ancestral sampling")
+    repetition_penalty: float = Field(1.0, ge=1.0, description="token models: log-probabilities of tokens "
+                                      "already in the sequence are multiplied by this (Keskar et al. 2019)")
+
+    DECODING: ClassVar[dict] = {"top_k": None, "top_p": 1.0, "beams": 1, "repetition_penalty": 1.0}
+
+    @model_serializer(mode="wrap")
+    def _drop_default_decoding(self, handler):
+        out = handler(self)
+        for key, default in self.DECODING.items():
+            if out.get(key) == default:
+                out.pop(key, None)
+        return out
+
+    @property
+    def decoding_set(self) -> list[str]:
+        """The decoding options given a non-default value (``sampling.top_k`` ...)."""
+        return [f"sampling.{k}" for k, d in self.DECODING.items() if getattr(self, k) != d]
 
 
 class MetricSpec(_Strict):

@@ -543,6 +543,8 @@ METRICS.update(DOMAIN_METRICS)
 METRICS.update(IMAGE_METRICS)
 OPTIONS.update(DOMAIN_OPTIONS)
 OPTIONS.update(IMAGE_METRIC_OPTIONS)
+from .text_metrics import TEXT_METRICS, TEXT_OPTIONS  # noqa: E402
+METRICS.update(TEXT_METRICS), OPTIONS.update(TEXT_OPTIONS)
 
 
 def _check_names(specs) -> None:
@@ -562,6 +564,13 @@ def check_applicable(specs, info, has_log_prob: bool) -> None:
     _check_names(specs)
     for name, options in specs:
         o = parse_options(name, dict(options or {}))
+        if getattr(info, "tokens", False) != (name in TEXT_METRICS):  # token sequences get the text metrics only
+            raise ConfigError("metrics", name, ("for token data one of " + ", ".join(TEXT_METRICS)) if name not in
+                              TEXT_METRICS else "a token source (markov-text, text) for a text metric")
+        if name in TEXT_METRICS:
+            from .text_metrics import check
+
+            check(name, info)
         if info.kind == "categorical" and name not in CATEGORICAL_METRICS:
             raise ConfigError("metrics", name, "for categorical data one of " + ", ".join(CATEGORICAL_METRICS))
         if name == "heldout-nll" and not has_log_prob:

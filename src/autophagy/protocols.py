@@ -26,10 +26,22 @@ class SourceInfo:
     """
 
     dim: int
-    kind: str = "vector"  # "vector" | "categorical" | "regression" | "image"
+    kind: str = "vector"  # "vector" | "categorical" | "regression" | "image" | "tokens"
     n_categories: Optional[int] = None
     image_shape: Optional[tuple] = None
     truth: Mapping[str, Any] = field(default_factory=dict)
+    # Token sequences (kind "tokens"): data are (R, n, T) int64 with T = seq_len = dim, tokens in
+    # [0, vocab_size), padding = PAD (-1) after a sequence's end; see autophagy.data.text.
+    seq_len: Optional[int] = None
+    vocab_size: Optional[int] = None
+
+    @property
+    def tokens(self) -> bool:
+        """Whether samples are token sequences ``(R, n, T)`` (the text modality)."""
+        return self.kind == "tokens"
+
+
+PAD = -1  # the padding token of (R, n, T) sequences shorter than T
 
 
 @runtime_checkable

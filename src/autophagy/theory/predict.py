@@ -228,7 +228,14 @@ def _regression(cfg, info, lineage, out, omitted):
     out["noise_var"] = np.full(G + 1, float(sigma_m or sigma) ** 2)
 
 
-_FAMILIES = {"gaussian": _gaussian, "kde": _kde, "categorical": _categorical, "linear-regression": _regression}
+def _ngram(cfg, info, lineage, out, omitted):
+    from . import ngram
+
+    ngram.predict_hook(cfg, info, lineage, out, omitted, _family_options(cfg, info), NoClosedForm)
+
+
+_FAMILIES = {"gaussian": _gaussian, "kde": _kde, "categorical": _categorical, "linear-regression": _regression,
+             "ngram": _ngram}
 
 
 def _predict_one(cfg: Config, base_dir, lineage: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:

@@ -1,0 +1,211 @@
+"""The text modality: token sources with a known law, n-gram (and torch) families, decoding, text metrics.
+
+Monte-Carlo tolerances are 4 standard errors (fixed seeds).
+"""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import autophagy
+from autophagy.data.text import MarkovTextSource, TextFileSource
+from autophagy.errors import AutophagyError, ConfigError
+from autophagy.models import decoding
+from autophagy.models.ngram import NGramFamily, NGramModel
+from autophagy.rng import Streams
+from autophagy import text_metrics as tm
+from autophagy.testing import check_family
+
+SMALL = {"vocab": 12, "order": 1, "seq_len": 6}
+
+
+def source(**kw):
+    return MarkovTextSource(MarkovTextSource.Options(**{**SMALL, **kw}))
+
+
+def true_model(src, R, decoding_=None):
+    """The source itself as an order-2 n-gram model (start row = the stationary law)."""
+    V = src.V
+    table = np.vstack([src.trans, src.init[None, :]])  # contexts 0..V-1, then the start symbol V
+    return NGramModel(np.broadcast_to(table, (R, V + 1, V)).copy(), np.zeros((R, V + 1, V)), V, 1, src.T, decoding_)
+
+
+# --------------------------------------------------------------------------- sources
+def test_markov_source_is_stationary_with_exact_entropy():
+    src = source(order=2, vocab=6, seq_len=5)
+    x = src.sample(4000, Streams(0, 2, -1, "data"))
+    assert x.shape == (2, 4000, 5) and x.dtype == np.int64 and 0 <= x.min() and x.max() < 6
+    law = src.window_law(1)
+    for t in range(5):  # every position has the stationary marginal
+        f = np.bincount(x[..., t].ravel(), minlength=6) / x[..., t].size
+        assert np.all(np.abs(f - law) <= 4 * np.sqrt(law * (1 - law) / x[..., t].size) + 1e-12)
+    assert np.allclose(src.window_law(3).reshape(36, 6).sum(1), src.window_law(2))
+    H = src.info.truth
+    assert H["sequence_entropy"] == pytest.approx(-np.sum(src.init * np.log(src.init)) + 3 * H["entropy_rate"])
+    assert src.info.tokens and src.info.seq_len == 5 and src.info.vocab_size == 6
+
+
+def test_text_file_source_tokenisers(tmp_path):
+    text = ("the cat sat on the mat and the dog sat on the log " * 40).strip()
+    (tmp_path / "a.txt").write_text(text)
+    for tok, extra in (("char", {}), ("byte", {}), ("word", {"vocab_size": 5}), ("bpe", {"vocab_size": 270})):
+        if tok == "bpe":
+            pytest.importorskip("tokenizers")
+        src = TextFileSource(TextFileSource.Options(path="a.txt", tokenizer=tok, seq_len=8, **extra), base_dir=tmp_path)
+        x = src.sample(10, Streams(0, 3, -1, "data"))
+        ho = src.sample(10, Streams(0, 3, -1, "heldout"))
+        assert x.shape == ho.shape == (3, 10, 8) and x.max() < src.info.vocab_size
+    assert TextFileSource(TextFileSource.Options(path="a.txt", tokenizer="word", vocab_size=5, seq_len=4),
+                          base_dir=tmp_path).vocab[0] == "<unk>"
+
+
+# --------------------------------------------------------------------------- families
+@pytest.mark.parametrize("smoothing", ["add-alpha", "kneser-ney"])
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_ngram_conformance(smoothing, order):
+    src = source()
+    data = src.sample(60, Streams(1, 4, -1, "data"))
+    fam = NGramFamily(NGramFamily.Options(order=order, smoothing=smoothing, alpha=0.0), src.info)
+    model = check_family(fam, data, src.info, m=40, m_bias=300)
+    assert np.allclose(model.probs.sum(-1), 1.0)
+    if smoothing == "kneser-ney":
+        assert (model.probs > 0).all()  # interpolation with lower orders: no zero probabilities
+
+
+def test_true_model_reproduces_its_law_and_perplexity():
+    """Sampling the exact model is the identity: bigram frequencies within s.e., and the perplexity of the
+    true model on its own samples is exp(H_T / T) within s.e."""
+    src = source()
+    R, n = 8, 3000
+    model = true_model(src, R)
+    x = model.sample(n, Streams(2, R, 1, "sample"))
+    pair = (x[..., :-1] * src.V + x[..., 1:]).ravel()
+    f = np.bincount(pair, minlength=src.V ** 2) / pair.size
+    law = src.window_law(2)
+    assert np.all(np.abs(f - law) <= 4 * np.sqrt(law * (1 - law) / pair.size) + 1e-12)
+    nll = -model.log_prob(x).ravel() / src.T
+    se = nll.std(ddof=1) / math.sqrt(nll.size)
+    assert abs(nll.mean() - src.info.truth["sequence_entropy"] / src.T) <= 4 * se
+    ppl = tm.heldout_ppl(x, None, model=model, info=src.info)["heldout-ppl"]
+    assert np.all(np.abs(np.log(ppl) - src.info.truth["sequence_entropy"] / src.T) <= 4 * se * math.sqrt(R))
+
+
+def test_exact_kl_is_zero_for_the_truth_and_positive_for_fits():
+    src = source()
+    kl = tm.exact_kl(None, None, model=true_model(src, 2), info=src.info)
+    assert np.allclose(kl["exact-kl"], 0.0, atol=1e-12)
+    assert np.allclose(kl["exact-ce"], src.info.truth["sequence_entropy"] / src.T)
+    data = src.sample(400, Streams(0, 3, -1, "data"))
+    fit = NGramFamily(NGramFamily.Options(smoothing="kneser-ney"), src.info).fit(data, Streams(0, 3, 0, "fit"))
+    ref = src.sample(4000, Streams(0, 3, -1, "heldout"))
+    ex = tm.exact_kl(None, None, model=fit, info=src.info)
+    assert (ex["exact-kl"] > 0).all()
+    mc = tm.heldout_ppl(ref, None, model=fit, info=src.info)["heldout-ce"]  # a Monte-Carlo estimate of exact-ce
+    se = (-fit.log_prob(ref) / src.T).std(axis=1, ddof=1) / math.sqrt(4000)
+    assert np.all(np.abs(mc - ex["exact-ce"]) <= 4 * se)
+
+
+def test_text_metrics_known_values():
+    x = np.array([[[0, 1, 2, 3], [0, 1, 2, 3]]])  # (1, 2, 4)
+    d = tm.distinct_n(None, x, n=2)
+    assert d["distinct-1"][0] == pytest.approx(4 / 8) and d["distinct-2"][0] == pytest.approx(3 / 6)
+    assert tm.text_entropy(None, x)["text-entropy"][0] == pytest.approx(math.log(4))
+    zipf = np.repeat(np.arange(5), np.round(1000 / np.arange(1, 6) ** 1.5).astype(int))[None, :, None]
+    assert tm.zipf_exponent(None, zipf)["zipf-exponent"][0] == pytest.approx(1.5, abs=0.01)
+    ref = np.array([[[0, 0, 0, 0], [0, 0, 1, 2]]])
+    assert tm.tail_coverage(ref, np.array([[[0, 1, 2, 2]]]), n=1)["tail-coverage"][0] == 1.0
+    assert tm.tail_coverage(ref, np.array([[[0, 0, 0, 0]]]), n=1)["tail-coverage"][0] == 0.0
+    assert tm.seq_length(None, np.array([[[1, 2, -1, -1], [1, 2, 3, 4]]]))["seq-length"][0] == 3.0
+
+
+# --------------------------------------------------------------------------- decoding
+def test_decoding_rules():
+    p = np.array([[0.5, 0.3, 0.15, 0.05]])
+    lp = np.log(p)
+    assert np.allclose(decoding.adjust(lp), p)
+    assert np.allclose(decoding.adjust(lp, top_k=2), [[0.625, 0.375, 0, 0]])
+    assert np.allclose(decoding.adjust(lp, top_p=0.79), [[0.625, 0.375, 0, 0]])
+    assert np.allclose(decoding.adjust(lp, top_p=0.81), np.r_[p[0, :3] / 0.95, 0][None])
+    assert np.allclose(decoding.adjust(lp, top_p=0.1), [[1, 0, 0, 0]])  # the most likely token is always kept
+    q = decoding.adjust(lp, temperature=0.5)
+    assert np.allclose(q, p ** 2 / (p ** 2).sum())
+    seen = np.array([[True, False, False, False]])
+    assert decoding.adjust(lp, seen=seen, penalty=2.0)[0, 0] < 0.5
+    src = source()
+    model = true_model(src, 3, autophagy.config.SamplingConfig(beams=3))
+    a = model.sample(50, Streams(0, 3, 1, "sample"))
+    b = model.sample(50, Streams(0, 3, 1, "sample"))
+    assert np.array_equal(a, b)
+    # beam search is deterministic after the first token: at most V distinct sequences
+    assert len({tuple(s) for s in a[0]}) <= src.V
+
+
+def test_lower_temperature_lowers_entropy_and_distinct_n():
+    src = source()
+    model = true_model(src, 4)
+    hot = model.sample(400, Streams(0, 4, 1, "sample"))
+    cold = model.sample(400, Streams(0, 4, 1, "sample"), bias=0.7)
+    assert (tm.text_entropy(None, cold)["text-entropy"] < tm.text_entropy(None, hot)["text-entropy"]).all()
+    assert (tm.distinct_n(None, cold)["distinct-3"] < tm.distinct_n(None, hot)["distinct-3"]).all()
+
+
+# --------------------------------------------------------------------------- the loop
+def loop(policy="replace", **kw):
+    cfg = {"seed": 1, "replicates": 16, "generations": 5,
+           "data": {"source": "markov-text", "vocab": 30, "seq_len": 8},
+           "model": {"family": "ngram", "order": 2, "alpha": 0.01},
+           "loop": {"policy": policy, "n_real": 60},
+           "metrics": {"use": ["tail-coverage", "text-entropy", "exact-kl"], "n_eval": 200, "n_heldout": 400}}
+    for k, v in kw.items():
+        cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
+    return cfg
+
+
+def final(res, metric):
+    df = res.metrics[res.metrics.metric == metric]
+    return df[df.generation == df.generation.max()].value.to_numpy()
+
+
+def test_tails_lost_under_replace_kept_under_accumulate():
+    rep, acc = autophagy.run(loop("replace")), autophagy.run(loop("accumulate"))
+    assert final(rep, "tail-coverage").mean() < final(acc, "tail-coverage").mean()
+    assert final(rep, "param.ngram_support").mean() < final(acc, "param.ngram_support").mean()
+    assert final(rep, "exact-kl").mean() > final(acc, "exact-kl").mean()
+
+
+def test_replicate_blocks_and_checkpoints_do_not_change_numbers(tmp_path):
+    cfg = loop(replicates=70, generations=2)
+    whole = autophagy.run(cfg).metrics
+    part = autophagy.run({**cfg, "replicates": 3}).metrics
+    a = whole[whole.replicate < 3].sort_values(["metric", "generation", "replicate"]).value.to_numpy()
+    b = part.sort_values(["metric", "generation", "replicate"]).value.to_numpy()
+    assert np.array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- errors: one line naming the field
+@pytest.mark.parametrize("edit, field", [
+    ({"sampling": {"top_p": 1.5}}, "sampling.top_p"),
+    ({"sampling": {"top_p": 0.0}}, "sampling.top_p"),
+    ({"data": {"seq_len": 1, "order": 1}}, "data.seq_len"),
+    ({"metrics": {"use": ["mmd"]}}, "metrics"),
+    ({"sampling": {"top_k": 3}, "data": None, "model": None, "metrics": None}, "sampling.top_k"),
+])
+def test_bad_config_is_one_line(edit, field):
+    cfg = {k: v for k, v in loop(**{k: v for k, v in edit.items() if v is not None}).items()
+           if edit.get(k, 0) is not None}  # None: drop the block (the Gaussian defaults)
+    with pytest.raises(AutophagyError) as err:
+        autophagy.run(cfg)
+    assert str(err.value).startswith(field) and "\n" not in str(err.value)
+
+
+def test_bad_text_files_are_one_line(tmp_path):
+    (tmp_path / "bin.txt").write_bytes(b"\x00\x01\x02abc")
+    (tmp_path / "empty.txt").write_text("   \n")
+    (tmp_path / "few.txt").write_text("a b c a b c a b c")
+    cases = [({"path": "bin.txt"}, "binary"), ({"path": "empty.txt"}, "empty"), ({"path": "missing.txt"}, "existing"),
+             ({"path": "few.txt", "tokenizer": "word", "vocab_size": 50, "seq_len": 2}, "at most 4")]
+    for opts, words in cases:
+        with pytest.raises(AutophagyError) as err:
+            TextFileSource(TextFileSource.Options(**opts), base_dir=tmp_path)
+        assert words in str(err.value) and "\n" not in str(err.value) and str(err.value).startswith("data.")
