@@ -27,6 +27,7 @@ SOURCES = {
     "binomial-grid": "autophagy.data.images:BinomialGridSource",
     "digits": "autophagy.data.images:DigitsSource",
     "images": "autophagy.data.images:ImageFileSource",
+    "memmap": "autophagy.data.lazy:MemmapSource",
     "markov-text": "autophagy.data.text:MarkovTextSource",
     "text": "autophagy.data.text:TextFileSource",
 }
@@ -41,7 +42,6 @@ FAMILIES = {
     "ddpm": "autophagy.models.ddpm:DDPMFamily",
     "flow-matching": "autophagy.models.flow_matching:FlowMatchingFamily",
     "gan": "autophagy.models.gan:GANFamily",
-    "ngram": "autophagy.models.ngram:NGramFamily",
     "torch": "autophagy.models.user_torch:TorchFamily",
 }
 
