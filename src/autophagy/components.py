@@ -43,6 +43,7 @@ FAMILIES = {
     "flow-matching": "autophagy.models.flow_matching:FlowMatchingFamily",
     "gan": "autophagy.models.gan:GANFamily",
     "torch": "autophagy.models.user_torch:TorchFamily",
+    "ngram": "autophagy.models.ngram:NGramFamily",
 }
 
 POLICIES = ("replace", "augment", "fresh", "accumulate", "accumulate-subsample")
