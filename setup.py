@@ -21,6 +21,11 @@ class build_py_with_presets(build_py):
             return
         target = Path(self.build_lib) / "autophagy" / "presets"
         target.mkdir(parents=True, exist_ok=True)
+        wanted = {p.name for p in (HERE / "configs").glob("*.yaml")} | {
+            p.name for p in (HERE / "src" / "autophagy" / "presets").glob("*.yaml")}
+        for stale in target.glob("*.yaml"):  # a reused build/ folder must not ship a preset deleted since
+            if stale.name not in wanted:
+                stale.unlink()
         for path in sorted((HERE / "configs").glob("*.yaml")):
             if (HERE / "src" / "autophagy" / "presets" / path.name).exists():
                 raise SystemExit(f"configs/{path.name}: a packaged preset of that name already exists in "

@@ -29,7 +29,7 @@ def _plugin_paths(config: Path) -> None:
 
 
 def _fail(err: Exception) -> None:
-    console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)  # [extra] is text
     raise typer.Exit(2)
 
 

@@ -96,6 +96,10 @@ def mirror(result, names: list[str], out: Path) -> list[str]:
 
 
 def _mlflow(result, out: Path) -> str:
+    import logging
+
+    for name in ("mlflow", "alembic"):  # creating the SQLite backend logs every schema migration at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
     import mlflow
     from mlflow.entities import Metric, Param, RunTag
 
