@@ -259,9 +259,12 @@ def theory(config: Path = typer.Argument(..., help="YAML or TOML config file, or
         # compare() reads param.* only: skip the automatic quality/diversity metrics of curated runs
         overrides = [*(set_ or []), "metrics.tradeoff=false"]
         cfg, _ = load_config(config, overrides)
-        table = th.predict(cfg)  # fails fast when no closed form exists
+        table = th.predict(config, overrides)  # fails fast when no closed form exists
         for metric, why in table.attrs.get("omitted", {}).items():
             out_console.print(f"no closed form for {metric}: {why}", highlight=False)
+        for name, why in table.attrs.get("no_closed_form", {}).values():  # an arm is never dropped silently
+            out_console.print(f"no closed form for run {short_label(name)}: {why}; not compared", highlight=False,
+                              markup=False)
         if predict_only:
             out_console.print(table.to_string(index=False))
             return
@@ -277,7 +280,7 @@ def theory(config: Path = typer.Argument(..., help="YAML or TOML config file, or
         finally:
             progress.close()
         labels = {r.run_id: short_label(r.name) for r in result.runs.itertuples()}
-        table = th.compare(cfg, result.metrics)
+        table = th.compare(config, result.metrics, overrides=overrides)
         G = int(table.generation.max())
         step = max(1, -(-G // 10))
         shown = table if all_rows else table[(table.generation % step == 0) | (table.generation == G) | table.flag]
@@ -291,10 +294,13 @@ def theory(config: Path = typer.Argument(..., help="YAML or TOML config file, or
                       f"{r['expected']:.5g}", f"{r['measured']:.5g}", f"{r['se']:.2g}", f"{r['z']:+.2f}", flag)
         out_console.print(t)
         n_bad, n_few = int(table["flag"].sum()), int(table["dominated"].sum())
-        out_console.print(f"{n_bad} of {len(table)} comparisons beyond 4 standard errors")
+        out_console.print(f"{n_bad} of {len(table)} comparisons beyond 4 standard errors"
+                          f"{'' if n_bad == 0 else ' (DISAGREES: |z| beyond the t limit and |z0| beyond 4)'}")
         if n_few:
-            out_console.print(f"{n_few} not tested ('few chains'): the mean is carried by fewer than 25 effective "
-                              f"replicates (Kish), so neither it nor its s.e. is reliable; raise replicates", highlight=False)
+            reasons = table.loc[table["dominated"], "untested"].str.split(":").str[0].str.replace(r"[\d.]+$", "", regex=True)
+            out_console.print(f"{n_few} not tested ('few chains': {', '.join(dict.fromkeys(reasons.str.strip()))}): "
+                              "the mean is carried by too few effective replicates for neither it nor its s.e. to be "
+                              "reliable; raise replicates", highlight=False, markup=False)
         from .theory import fu
 
         tv = fu.tv_table(cfg, result.metrics)
