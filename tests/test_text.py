@@ -209,3 +209,36 @@ def test_bad_text_files_are_one_line(tmp_path):
         with pytest.raises(AutophagyError) as err:
             TextFileSource(TextFileSource.Options(**opts), base_dir=tmp_path)
         assert words in str(err.value) and "\n" not in str(err.value) and str(err.value).startswith("data.")
+
+
+# --------------------------------------------------------------------------- torch families
+def tiny_transformer(src, **kw):
+    pytest.importorskip("torch")
+    from autophagy.models.transformer import TransformerFamily
+
+    opts = {"width": 16, "heads": 2, "steps": 15, "batch_size": 16, "threads": 1, **kw}
+    return TransformerFamily(TransformerFamily.Options(**opts), src.info)
+
+
+def test_transformer_is_replicate_independent_and_warm_starts(tmp_path):
+    src = source()
+    data = src.sample(40, Streams(1, 3, -1, "data"))
+    fam = tiny_transformer(src)
+    a = fam.fit(data, Streams(0, 3, 0, "fit"))
+    b = fam.fit(data[:2], Streams(0, 2, 0, "fit"))
+    xa, xb = a.sample(20, Streams(0, 3, 1, "sample")), b.sample(20, Streams(0, 2, 1, "sample"))
+    assert xa.shape == (3, 20, src.T) and xa.dtype == np.int64 and np.array_equal(xa[:2], xb)
+    assert np.array_equal(a.sample(20, Streams(0, 3, 1, "sample")), xa)
+    lp = a.log_prob(data)
+    assert lp.shape == (3, 40) and np.isfinite(lp).all()
+    warm = fam.fit(data, Streams(0, 3, 1, "fit"), init=a)
+    assert warm.train_loss.mean() < a.train_loss.mean()  # fine-tuning continues from generation g - 1
+    (tmp_path / "ck").mkdir()
+    fam.save(a, tmp_path / "ck")
+    assert np.array_equal(fam.load(tmp_path / "ck").sample(20, Streams(0, 3, 1, "sample")), xa)
+
+
+@pytest.mark.slow
+def test_transformer_conformance():
+    src = source()
+    check_family(tiny_transformer(src), src.sample(50, Streams(1, 3, -1, "data")), src.info, m=20, m_bias=200, big=66)

@@ -44,6 +44,7 @@ FAMILIES = {
     "gan": "autophagy.models.gan:GANFamily",
     "torch": "autophagy.models.user_torch:TorchFamily",
     "ngram": "autophagy.models.ngram:NGramFamily",
+    "transformer": "autophagy.models.transformer:TransformerFamily",
 }
 
 POLICIES = ("replace", "augment", "fresh", "accumulate", "accumulate-subsample")
