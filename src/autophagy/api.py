@@ -16,7 +16,7 @@ import pandas as pd
 
 from .build import build, build_family, build_source  # noqa: F401 - re-exported (autophagy.build)
 from .spec import RunSpec, specs_for
-from .store import Store, long_frame
+from .store import Store, long_frame, param_columns
 from .sweep import Shard, ShardResult, execute, join_blocks, make_engine, split
 
 
@@ -58,9 +58,11 @@ class Result:
     """What a call to ``run`` (or ``load``) produced.
 
     ``metrics``: long DataFrame (run_id, replicate, generation, metric, value).
-    ``runs``: one row per run (run_id, name, hash, lineage ``loop`` | ``control``, status, version,
-    config dict, seconds, ...). ``reused``: run ids taken from the store instead of recomputed;
-    ``notes``: what the user should know (e.g. rows of another autophagy version left unused).
+    ``runs``: one row per run (run_id, name, hash, lineage ``loop`` | ``control``, then one column per
+    swept or overridden parameter such as ``loop.policy`` or ``sampling.bias`` (listed in ``params``),
+    status, version, config dict, seconds, ...). ``reused``: run ids taken from the store instead of
+    recomputed; ``notes``: what the user should know (e.g. rows of another autophagy version left unused).
+    ``summary()`` carries the parameter columns too, so pandas / seaborn can group by them directly.
     """
 
     metrics: pd.DataFrame
@@ -68,6 +70,18 @@ class Result:
     out: Optional[Path] = None
     reused: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    params: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if len(self.runs) and "config" in self.runs and not self.params:
+            cols = param_columns(list(self.runs.name), list(self.runs.config))
+            at = list(self.runs.columns).index("lineage") + 1 if "lineage" in self.runs else len(self.runs.columns)
+            self.runs = self.runs.copy()
+            for col, values in cols.items():
+                if col not in self.runs:  # replicates / generations are columns already
+                    self.runs.insert(at, col, values)
+                    at += 1
+            self.params = list(cols)
 
     def summary(self, metric: str | None = None, generation: int | None = None) -> pd.DataFrame:
         """Mean, standard deviation and Monte-Carlo standard error over replicates, per run and generation."""
@@ -77,7 +91,7 @@ class Result:
         g = df.groupby(["run_id", "metric", "generation"], observed=True)["value"]
         out = g.agg(mean="mean", std="std", n="count").reset_index()
         out["se"] = out["std"] / out["n"] ** 0.5
-        return out.merge(self.runs[["run_id", "name", "lineage"]], on="run_id", how="left")
+        return out.merge(self.runs[["run_id", "name", "lineage", *self.params]], on="run_id", how="left")
 
     def final(self, metric: str) -> pd.DataFrame:
         """Per run: the metric's mean ± se at generation 0 and at the last generation."""

@@ -94,6 +94,47 @@ def _rows(run_id: str, start: int, values: dict[str, np.ndarray], generation: in
                        [None if v != v else v for v in vals.tolist()])  # NaN is stored as NULL
 
 
+_HIDDEN = ("name", "grid", "report")  # presentation keys: never a parameter column
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, name))
+        else:
+            out[name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def _named_keys(name: str) -> list[str]:
+    """Keys in a run name's ``[key=value, ...]`` label (grid points and ``--set`` overrides)."""
+    import re
+
+    label = re.search(r"\[(.*)\]", str(name))
+    return re.findall(r"(?:^|, )([A-Za-z_][\w.\-]*)=", label.group(1)) if label else []
+
+
+def param_columns(names: list, configs: list) -> dict[str, list]:
+    """The swept and overridden parameters of a study as columns: ``{"loop.policy": [per run], ...}``.
+
+    A parameter is a dotted config key whose value differs between the runs, or one that a run's name
+    labels (``name[sampling.bias=0.8]``: grid points and ``--set`` overrides; a labelled block such as a
+    grid over ``loop`` contributes its keys that differ). Lists become tuples, so pandas can group by them.
+    """
+    flats = []
+    for cfg in configs:
+        cfg = json.loads(cfg) if isinstance(cfg, str) else (cfg or {})
+        flats.append(_flat({k: v for k, v in cfg.items() if k not in _HIDDEN}))
+    keys = list(dict.fromkeys(k for f in flats for k in f))
+    missing = object()
+    varying = [k for k in keys if len({repr(f.get(k, missing)) for f in flats}) > 1]
+    named = {k for n in names for k in _named_keys(n)}
+    chosen = [k for k in keys if k in varying or k in named]
+    return {k: [f.get(k) for f in flats] for k in chosen}
+
+
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
     """Text cells a spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``) get a leading ``'``."""
     out = frame.copy()
@@ -299,6 +340,14 @@ class Store:
             runs = pd.read_sql_query(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY created, rowid", con)
             metrics = pd.read_sql_query("SELECT run_id, replicate, generation, metric, value FROM metrics "
                                         "ORDER BY run_id, metric, generation, replicate", con)
+            params = param_columns(list(runs.name), list(runs.config))  # tidy: one column per swept parameter
+            at = runs.columns.get_loc("lineage") + 1
+            for col, values in params.items():
+                if col not in runs:  # replicates / generations are columns already
+                    runs.insert(at, col, values)
+                    at += 1
+                if col not in metrics:
+                    metrics[col] = metrics.run_id.map(dict(zip(runs.run_id, values)))
             for frame, stem in ((metrics, "metrics"), (neutralise(runs), "runs")):
                 target = self.dir / f"{stem}.{fmt}"
                 tmp = self.dir / f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{fmt}.tmp"
