@@ -65,7 +65,8 @@ def test_a_schedule_equals_the_run_spelled_out_generation_by_generation():
     """The engine with a schedule gives bit-for-bit the numbers of a hand-written loop that uses each
     generation's sizes (same seed-tree streams), and a constant list equals the plain number."""
     n_real, n_syn = [30, 5, 0, 12, 30], [0, 10, 40, 3, 1]
-    cfg = {**BASE, "loop": {"policy": "fresh", "n_real": n_real, "n_synthetic": n_syn}}
+    # the sample path (sufficient_stats: off); the exact path's schedules are tested in tests/test_exact_paths.py
+    cfg = {**BASE, "loop": {"policy": "fresh", "n_real": n_real, "n_synthetic": n_syn, "sufficient_stats": "off"}}
     got = autophagy.run(cfg)
     c, _ = load_config(cfg)
     R, seed = c.replicates, c.seed

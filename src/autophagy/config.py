@@ -44,8 +44,19 @@ class LoopConfig(_Strict):
     control: bool = Field(False, description="also run a real-only control lineage with the same budget")
     warm_start: bool = Field(False, description="fit generation g starting from generation g-1's model")
     sufficient_stats: Literal["auto", "off"] = Field(
-        "auto", description="auto: the Gaussian replace loop with no sample-based metrics refits from exact "
-                            "sufficient statistics instead of samples (same law, far faster)")
+        "auto", description="auto: Gaussian loops with no sample-based metrics, curation, correction or control "
+                            "refit from exact sufficient statistics instead of samples (same law, far faster)")
+    accumulate_weights: Literal["uniform", "linear"] = Field(
+        "uniform", description="accumulate: keep every synthetic point (uniform), or Gillman et al.'s linear "
+                               "weights: batch i of g keeps its first floor((i+1)/g * n_synthetic) points")
+
+    @model_serializer(mode="wrap")
+    def _drop_default_weights(self, handler):
+        """accumulate_weights at its default is left out of the serialised config (no run id changed)."""
+        out = handler(self)
+        if out.get("accumulate_weights") == "uniform":
+            out.pop("accumulate_weights")
+        return out
 
     @field_validator("sufficient_stats", mode="before")
     @classmethod
@@ -63,6 +74,9 @@ class LoopConfig(_Strict):
 
     @model_validator(mode="after")
     def _initial_matches(self):
+        if self.accumulate_weights != "uniform" and self.policy != "accumulate":
+            raise ConfigError("loop.accumulate_weights", self.accumulate_weights,
+                              f"uniform for policy {self.policy!r} (weights apply to policy accumulate)")
         if not schedule.is_constant(self.n_real) and self.policy in ("replace", "augment", "accumulate"):
             raise ConfigError("loop.n_real", _shown(self.n_real),
                               f"a single number for policy {self.policy!r} (its real data are generation 0's set); "

@@ -19,6 +19,14 @@ Methods and how γ enters (t = γ / (1 + γ); ``gamma: .inf`` or ``strength: ful
   a draw from the reference — the source itself (``reference: source``) or a Gaussian fitted by
   maximum likelihood to ``n_reference`` real points per replicate (``reference: fitted``, the
   best Gaussian, i.e. p_θ* for the Gaussian family).
+* ``histogram-mix``: Gillman et al.'s own toy-script correction (``exp_scripts/gaussian_toy_example.py``,
+  ``RejectionSamplingCorrection``): the batch is replaced by m draws, by rejection sampling, from
+  (1 − t)·h + t·p*, h the density of a ``bins``^d histogram of the batch (range: the batch's min to
+  max per axis) and p* the source's Gaussian density; proposal N(μ*, s·Σ*) (s = ``proposal_scale``)
+  with bound M = s^{d/2} = max p*/q. As in their script a candidate is accepted when
+  f/(M q) > u -- where h exceeds M q the density is clipped there -- and a candidate within one bin
+  below the lower edge counts in the first bin (their ``int()`` truncates towards zero). Unlike
+  the other methods it also acts at γ = 0 (t = 0: a resample of the batch's histogram), as theirs does.
 * ``nearest-prototype``: k-means centroids (``k``; per class with ``per_class`` on labelled
   sources) of ``n_reference`` real points per replicate; each sample moves towards its nearest centroid.
 * ``knn-pull``: each sample moves towards its nearest point of a real reference set (``n_reference``).
@@ -74,6 +82,12 @@ class ReferenceMixOptions(_Base):
     method: Literal["reference-mix"]
     reference: Literal["source", "fitted"] = "source"
     n_reference: int = Field(1000, ge=2, description="real points per replicate for reference: fitted")
+
+
+class HistogramMixOptions(_Base):
+    method: Literal["histogram-mix"]
+    bins: PositiveInt = Field(10, description="histogram bins per axis (Gillman et al.: 10)")
+    proposal_scale: float = Field(2.0, gt=1.0, description="proposal N(μ*, s Σ*): s (Gillman et al.: 2)")
 
 
 class PrototypeOptions(_Geometric):
@@ -160,6 +174,75 @@ class ReferenceMix(Corrector):
         c = x - mean[:, None, :]
         w, v = np.linalg.eigh(np.swapaxes(c, -1, -2) @ c / x.shape[1])
         return mean, v * np.sqrt(np.clip(w, 0.0, None))[:, None, :]
+
+
+class HistogramMix(Corrector):
+    """Rejection sampling from (1 − t)·histogram(batch) + t·p* (Gillman et al.'s toy script; module docstring)."""
+
+    def __init__(self, opts: HistogramMixOptions, source):
+        super().__init__(opts, source)
+        truth = source.info.truth or {}
+        if not truth.get("gaussian") or truth.get("mean") is None or truth.get("cov") is None:
+            raise ConfigError("correction.method", "histogram-mix", "a source with a Gaussian truth (data.source: gaussian)")
+        self.mu = np.asarray(truth["mean"], dtype=float).reshape(-1)
+        cov = np.asarray(truth["cov"], dtype=float).reshape(self.mu.size, self.mu.size)
+        d = self.mu.size
+        if opts.bins ** d > 10 ** 6:
+            raise ConfigError("correction.bins", opts.bins, f"at most {int(10 ** (6 / d))} bins per axis in {d} dimensions")
+        self.root = np.linalg.cholesky(cov)
+        self.log_norm = -0.5 * (d * math.log(2 * math.pi) + np.linalg.slogdet(cov)[1])
+        self.s = opts.proposal_scale
+        self.log_M = 0.5 * d * math.log(self.s)  # max over x of p*(x) / q(x), at the mean
+
+    def _histogram(self, x: np.ndarray):
+        """Per replicate: lower edges (R, d), bin widths (R, d) and densities (R, bins^d) of ``x (R, m, d)``."""
+        R, m, d = x.shape
+        b = self.opts.bins
+        lo, hi = x.min(axis=1), x.max(axis=1)
+        flat = hi == lo  # numpy's histogram: a zero-width range becomes (lo − 0.5, hi + 0.5)
+        lo, hi = np.where(flat, lo - 0.5, lo), np.where(flat, hi + 0.5, hi)
+        width = (hi - lo) / b
+        cell = np.repeat((np.arange(R) * b ** d)[:, None], m, axis=1)
+        for k in range(d):  # per axis: (R, m) bin indices, the maximum in the last bin
+            idx = np.clip(np.floor((x[..., k] - lo[:, k, None]) / width[:, k, None]), 0, b - 1).astype(np.int64)
+            cell += idx * b ** (d - 1 - k)
+        counts = np.bincount(cell.ravel(), minlength=R * b ** d).reshape(R, b ** d)
+        return lo, width, counts / (m * width.prod(-1))[:, None]
+
+    def __call__(self, synth: np.ndarray, streams: Streams | None = None) -> np.ndarray:
+        x = np.asarray(synth, dtype=float)
+        R, m, d = x.shape
+        b, t, s = self.opts.bins, self.t, self.s
+        lo, width, dens = self._histogram(x)
+        out = np.empty_like(x)
+        have = np.zeros(R, dtype=np.int64)
+        chunk = int(2 * m * math.exp(self.log_M)) + 16  # acceptance is about 1/M: one chunk nearly always does
+        log_mq0 = self.log_M + self.log_norm - 0.5 * d * math.log(s)  # log M q at the mean
+        proposal, accept = streams.child("proposal"), streams.child("accept")  # continued chunk after chunk
+        while (have < m).any():
+            z = proposal.normal(chunk, d)  # candidate = μ* + √s L* z, so both densities are functions of |z|²
+            cand = self.mu + math.sqrt(s) * (z @ self.root.T)  # (R, chunk, d)
+            u = accept.uniform(chunk)
+            zz = np.einsum("rcd,rcd->rc", z, z)
+            inside = np.ones(u.shape, dtype=bool)
+            cell = np.zeros(u.shape, dtype=np.int64)
+            for k in range(d):
+                rel = np.trunc((cand[..., k] - lo[:, k, None]) / width[:, k, None])  # their int(): towards zero
+                inside &= (rel >= 0) & (rel < b)
+                cell += np.clip(rel, 0, b - 1).astype(np.int64) * b ** (d - 1 - k)
+            h = np.take_along_axis(dens, cell, axis=1)
+            h[~inside] = 0.0
+            # f / (M q) = (1 − t) h / (M q) + t p*/(M q), with p*/(M q) = exp(−(s − 1)|z|²/2)
+            ratio = (1 - t) * h * np.exp(0.5 * zz - log_mq0)
+            if t:
+                ratio += t * np.exp(-0.5 * (s - 1) * zz)
+            ok = ratio > u  # (R, chunk)
+            rank = np.cumsum(ok, axis=1) + have[:, None]  # the accepted candidate's slot in the output
+            take = ok & (rank <= m)
+            r, j = np.nonzero(take)
+            out[r, rank[r, j] - 1] = cand[r, j]
+            have = np.minimum(rank[:, -1], m)
+        return out
 
 
 def _nearest(x: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -289,7 +372,8 @@ class Project(Corrector):
 
 
 METHODS: dict[str, tuple[type, type]] = {
-    "reference-mix": (ReferenceMixOptions, ReferenceMix), "nearest-prototype": (PrototypeOptions, NearestPrototype),
+    "reference-mix": (ReferenceMixOptions, ReferenceMix), "histogram-mix": (HistogramMixOptions, HistogramMix),
+    "nearest-prototype": (PrototypeOptions, NearestPrototype),
     "knn-pull": (KnnOptions, KnnPull), "physics": (PhysicsOptions, Physics), "grid-projector": (GridOptions, GridProjector),
     "project": (ProjectOptions, Project),
 }

@@ -5,9 +5,16 @@
     for g in 1..G:
         cands  = model_{g-1}.sample(m, bias=λ)             # or a uniformly chosen earlier model (synthetic_from: all)
         synth  = correct(curate(cands))                    # curation.py, correction.py (identity when unset)
-        train  = policy(real, synth, history, fresh real)  # policies.py
+        pool.add(synth)                                    # accumulate: points stored once, or running statistics
+        train  = policy(real, synth, pool, fresh real)     # policies.py
         model  = family.fit(train, init=model if warm start)
         record(model)                                      # param.* and sample-based metrics
+
+Exact paths: when nothing needs the points (no sample-based metric, curation, correction or
+control, synthetic_from: last, no subsampling or accumulation weights) a family with sufficient
+statistics (Gaussian) draws each batch's statistics from their exact law instead of its points
+(``model.exact_moments``; replace: ``model.exact_refit``), and real sets enter as their
+statistics. Sample-size schedules are honoured: each step uses that generation's sizes.
 
 Every random draw comes from ``Streams(seed, R, generation, role)``; see ``autophagy.rng``.
 The real-only control lineage runs the same loop with the synthetic batch replaced by fresh
@@ -23,7 +30,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .policies import POLICIES
+from .policies import POLICIES, make_pool
 from .rng import Streams
 
 
@@ -55,9 +62,11 @@ def _sample_synthetic(models: list, m: int, streams: Streams, bias: float, from_
 
 
 def _exact_step_ok(plan: Plan, cfg) -> bool:
-    """The Gaussian replace loop can skip the samples entirely: refit from exact sufficient statistics."""
-    return (cfg.loop.sufficient_stats == "auto" and cfg.loop.policy == "replace" and cfg.loop.synthetic_from == "last"
-            and not plan.metric_specs and plan.curator is None and plan.corrector is None and not plan.control)
+    """Whether this run may refit from exact sufficient statistics instead of samples (see the module docstring)."""
+    return (cfg.loop.sufficient_stats == "auto" and getattr(plan.family, "sufficient_statistics", False)
+            and cfg.loop.policy != "accumulate-subsample" and cfg.loop.accumulate_weights == "uniform"
+            and cfg.loop.synthetic_from == "last" and not plan.metric_specs and plan.curator is None
+            and plan.corrector is None and not plan.control)
 
 
 def _fit(plan: Plan, g: int, train: np.ndarray, streams: Streams, init):
@@ -126,15 +135,21 @@ def simulate(plan: Plan, on_generation: Callable[[int, dict], None] | None = Non
     if plan.metric_specs:  # now we know whether the family's models have a density
         metric_lib.check_applicable(plan.metric_specs, plan.source.info, has_log_prob=hasattr(model, "log_prob"))
     record(0, model)
-    models, history = [model], []
-    exact = _exact_step_ok(plan, cfg) and hasattr(model, "exact_refit")
+    models = [model]
+    exact = _exact_step_ok(plan, cfg) and hasattr(model, "exact_moments")
+    if exact:  # statistics in place of points from here on
+        model, real = model.triangular(), plan.family.statistics(real)
+    capacity = cfg.loop.initial + sum(cfg.loop.synthetic_at(g) for g in range(1, G + 1))
+    pool = make_pool(real, plan.family, cfg.loop, capacity, exact) if policy.keeps_history else None
     for g in range(1, G + 1):
         n_real, n_syn = cfg.loop.real_at(g), cfg.loop.synthetic_at(g)  # sizes may follow a schedule over g
-        if exact:
+        if exact and policy.name == "replace":  # keeps the drawn factor: no factorisation per step
             model = model.exact_refit(n_syn, S(g, "sample"), bias)
             record(g, model)
             continue
-        if plan.control:
+        if exact:
+            synth = model.exact_moments(n_syn, S(g, "sample"), bias)
+        elif plan.control:
             synth = plan.source.sample(n_syn, S(g, "control"))
         else:
             m = plan.curator.candidates(n_syn) if plan.curator else n_syn
@@ -143,10 +158,12 @@ def simulate(plan: Plan, on_generation: Callable[[int, dict], None] | None = Non
                 synth = plan.curator(synth, model=models[-1], streams=S(g, "curate"))
             if plan.corrector:
                 synth = plan.corrector(synth, streams=S(g, "correct"))
-        if policy.keeps_history:
-            history.append(synth)
+        if pool is not None:
+            pool.add(synth)
         fresh = plan.source.sample(n_real, S(g, "data")) if policy.needs_fresh else None
-        train = policy.build(real, synth, history, fresh, n_real, S(g, "policy"))
+        if exact and fresh is not None:
+            fresh = plan.family.statistics(fresh)
+        train = policy.build(real, synth, pool, fresh, n_real, S(g, "policy"))
         model = _fit(plan, g, train, S(g, "fit"), model if cfg.loop.warm_start else None)
         record(g, model)
         if cfg.loop.synthetic_from == "all":

@@ -9,6 +9,11 @@ Because (x̄, S) are sufficient, one full self-consuming step "sample n points f
 refit" has an exact law that needs no samples (``GaussianModel.exact_refit``):
 x̄ ~ N(μ, λΣ/n) and, independently, S ~ Wishart_d(n−1, λΣ) (Anderson 2003, Thm 3.3.2),
 drawn with the Bartlett decomposition. This costs O(R d²) per step instead of O(R n d).
+The same law gives every other Gaussian loop an exact path (``GaussianModel.exact_batch``): a
+synthetic batch is represented by its ``Moments`` (count, shifted sums), which add up exactly as
+the points would (augment, fresh, accumulate: ``autophagy.policies``). A step keeps the factor
+F of Σ that it drew (lower triangular when it started from one), so no eigendecomposition is
+needed; a merged training set gets one Cholesky factorisation (eigh only if that fails).
 
 Shapes: data ``(R, n, d)``; a model holds ``mean (R, d)`` and ``cov (R, d, d)``.
 """
@@ -18,7 +23,7 @@ import math
 from typing import Literal, Optional
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from ..errors import ConfigError
 from ..options import Options
@@ -56,20 +61,76 @@ def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0.0, None))[..., None, :]) @ np.swapaxes(v, -1, -2)
 
 
+class Moments:
+    """Sufficient statistics of R training sets, additive over disjoint sets: ``n`` points, a shift
+    ``c (R, d)`` and the shifted sums ``s1 = Σ (x − c) (R, d)``, ``s2 = Σ (x − c)(x − c)ᵀ (R, d, d)``.
+
+    The shift keeps the scatter ``s2 − s1 s1ᵀ / n`` free of cancellation while the pool's mean stays
+    near ``c`` (a pool uses the mean of its real set). ``a + b`` is the statistics of the union.
+    """
+
+    def __init__(self, n, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray, exact: bool = False):
+        self.n, self.shift, self.s1, self.s2 = n, shift, s1, s2
+        self.exact = exact  # drawn by an exact path (then fit keeps a Cholesky factor; see GaussianFamily.fit)
+
+    @classmethod
+    def of(cls, x: np.ndarray, shift: Optional[np.ndarray] = None) -> "Moments":
+        """Statistics of points ``x (R, n, d)`` about ``shift (R, d)`` (default: their own mean)."""
+        x = np.asarray(x, dtype=float)
+        if shift is not None:
+            c = shift
+        else:  # an empty set (a schedule's n = 0) has no mean: shift at 0
+            c = x.mean(axis=1) if x.shape[1] else np.zeros(x.shape[::2])
+        y = x - c[:, None, :]
+        return cls(x.shape[1], c, y.sum(axis=1), np.swapaxes(y, -1, -2) @ y)
+
+    @classmethod
+    def from_mean_scatter(cls, n, mean: np.ndarray, scatter: np.ndarray, exact: bool = True) -> "Moments":
+        return cls(n, mean, np.zeros_like(mean), scatter, exact)
+
+    def shifted(self, c: np.ndarray) -> "Moments":
+        """The same statistics about another shift ``c (R, d)``."""
+        delta = self.shift - c
+        s1 = self.s1 + self.n * delta
+        cross = delta[:, :, None] * self.s1[:, None, :]
+        s2 = self.s2 + cross + np.swapaxes(cross, -1, -2) + self.n * delta[:, :, None] * delta[:, None, :]
+        return Moments(self.n, c, s1, s2, self.exact)
+
+    def __add__(self, other: "Moments") -> "Moments":
+        o = other if other.shift is self.shift else other.shifted(self.shift)
+        return Moments(self.n + o.n, self.shift, self.s1 + o.s1, self.s2 + o.s2, self.exact or o.exact)
+
+    def mean_scatter(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x̄ (R, d), S (R, d, d))`` of the set."""
+        m = self.s1 / self.n
+        return self.shift + m, self.s2 - self.n * m[:, :, None] * m[:, None, :]
+
+
 class GaussianModel:
     """R fitted Gaussians N(mean[r], cov[r]).
 
     ``mean (R, d)``, ``cov (R, d, d)`` (diagonal when ``diag``); ``estimator`` ("mle" | "unbiased")
-    is remembered so that ``exact_refit`` reproduces the family's fit.
+    is remembered so that ``exact_refit`` reproduces the family's fit. Exact steps pass ``factor``
+    F (R, d, q) with F Fᵀ = cov (q < d for a singular cov; ``tri``: F is lower triangular) and may
+    leave ``cov`` None: it is then F Fᵀ, computed when first read.
     """
 
-    def __init__(self, mean: np.ndarray, cov: np.ndarray, diag: bool = False, estimator: str = "mle"):
-        self.mean, self.cov, self.diag, self.estimator = mean, cov, bool(diag), estimator
-        self._factor: Optional[np.ndarray] = None
+    def __init__(self, mean: np.ndarray, cov: Optional[np.ndarray], diag: bool = False, estimator: str = "mle",
+                 factor: Optional[np.ndarray] = None, w2: bool = True, tri: bool = False):
+        self.mean, self._cov, self.diag, self.estimator = mean, cov, bool(diag), estimator
+        self._factor: Optional[np.ndarray] = factor
+        self.w2, self.tri = w2, bool(tri and factor is not None)
+
+    @property
+    def cov(self) -> np.ndarray:
+        if self._cov is None:
+            self._cov = self._factor @ np.swapaxes(self._factor, -1, -2)
+        return self._cov
 
     @property
     def factor(self) -> np.ndarray:
-        """``(R, d, d)`` matrices F with F Fᵀ = cov (symmetric square roots; valid for singular cov too)."""
+        """``(R, d, q)`` matrices F with F Fᵀ = cov (symmetric square roots unless an exact step kept its own;
+        valid for singular cov too)."""
         if self._factor is None:
             if self.diag:
                 sd = np.sqrt(np.clip(np.diagonal(self.cov, axis1=-2, axis2=-1), 0.0, None))
@@ -84,7 +145,7 @@ class GaussianModel:
         if d == 1:  # the hot path of large replicate studies: scaled and shifted block by block, in cache
             sd = math.sqrt(bias) * np.sqrt(np.clip(self.cov[:, 0, 0], 0.0, None))
             return streams.normal(m, 1, scale=sd, shift=self.mean[:, 0])
-        z = streams.normal(m, d)
+        z = streams.normal(m, d if self.diag else self.factor.shape[-1])
         if self.diag:  # in place
             sd = np.sqrt(np.clip(np.diagonal(self.cov, axis1=-2, axis2=-1), 0.0, None))
             z *= math.sqrt(bias) * sd[:, None, :]
@@ -94,40 +155,71 @@ class GaussianModel:
         z += self.mean[:, None, :]
         return z
 
-    def exact_refit(self, n: int, streams: Streams, bias: float = 1.0, estimator: Optional[str] = None) -> "GaussianModel":
-        """The model that refitting on ``n`` fresh samples of this one (bias λ) would give, drawn from its exact law.
+    def exact_batch(self, n: int, streams: Streams, bias: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """The sufficient statistics of ``n`` fresh samples of this model (bias λ), drawn from their exact law.
 
-        x̄ ~ N(μ, λΣ/n); S ~ Wishart(n−1, λΣ) = λ F B Bᵀ Fᵀ with F Fᵀ = Σ and B the Bartlett factor
-        (B_ii² ~ χ²_{n−1−i}, B_ij ~ N(0, 1) below the diagonal); when n−1 < d the singular Wishart is
-        drawn as Zᵀ Z with Z an (n−1)×d standard normal matrix. ``diag``: S_ii ~ λ σ_i² χ²_{n−1}.
-        Returns the family's estimate: Σ' = S/n (mle) or S/(n−1) (unbiased). Cost O(R d²) (+ O(R d³) for F).
+        Returns ``(x̄ (R, d), G (R, d, q))`` with the scatter S = G Gᵀ: x̄ ~ N(μ, λΣ/n) and, independently,
+        S ~ Wishart(n−1, λΣ) = λ F B Bᵀ Fᵀ with F Fᵀ = Σ and B the Bartlett factor (B_ii² ~ χ²_{n−1−i},
+        B_ij ~ N(0, 1) below the diagonal; Anderson 2003, Thm 3.3.2); when n−1 < d the singular Wishart
+        is drawn as Zᵀ Z with Z an (n−1)×d standard normal matrix (q = n − 1). ``diag``: G is diagonal with
+        G_ii² = λ σ_i² χ²_{n−1}. Cost O(R d³) for the product F B, no factorisation when F is known.
         """
+        R, d = self.mean.shape
+        q, k = self.factor.shape[-1], n - 1  # q = d unless a singular exact step kept a thin factor
+        mean = self.mean + math.sqrt(bias / n) * np.einsum("rij,rj->ri", self.factor, streams.normal(q))
+        if self.diag:
+            sd = np.sqrt(np.clip(np.diagonal(self.cov, axis1=-2, axis2=-1), 0.0, None))
+            chi2 = streams.draw(lambda g, s: g.chisquare(k, s), (d,)) if k > 0 else np.zeros((R, d))
+            return mean, (math.sqrt(bias) * sd * np.sqrt(chi2))[..., None] * np.eye(d)
+        if k >= q:  # Bartlett decomposition of Wishart(k, I_q); S = λ F W Fᵀ since Σ = F I_q Fᵀ
+            dof = k - np.arange(q)
+            chi2 = streams.draw(lambda g, s: g.chisquare(dof, s), (q,))
+            B = np.tril(streams.normal(q, q), -1) + np.sqrt(chi2)[..., None] * np.eye(q)
+        else:  # rank-deficient Wishart: W = Zᵀ Z with Z (k, q); B = Zᵀ (q, k)
+            B = np.swapaxes(streams.normal(k, q), -1, -2)
+        return mean, math.sqrt(bias) * (self.factor @ B)
+
+    def exact_refit(self, n: int, streams: Streams, bias: float = 1.0, estimator: Optional[str] = None) -> "GaussianModel":
+        """The model that refitting on ``n`` fresh samples of this one (bias λ) would give, drawn from its exact law
+        (``exact_batch``). Returns the family's estimate: Σ' = S/n (mle) or S/(n−1) (unbiased); its factor
+        G/√denominator is kept, so the next step needs no factorisation."""
         estimator = estimator or self.estimator
         denom = _denominator(n, estimator)
-        R, d = self.mean.shape
-        k = n - 1
-        mean = self.mean + math.sqrt(bias / n) * np.einsum("rij,rj->ri", self.factor, streams.normal(d))
-        if self.diag:
-            var = np.diagonal(self.cov, axis1=-2, axis2=-1)
-            chi2 = streams.draw(lambda g, s: g.chisquare(k, s), (d,)) if k > 0 else np.zeros((R, d))
-            return GaussianModel(mean, (bias * var * chi2 / denom)[..., None] * np.eye(d), True, estimator)
-        if k >= d:  # Bartlett decomposition of Wishart(k, I_d)
-            dof = k - np.arange(d)
-            chi2 = streams.draw(lambda g, s: g.chisquare(dof, s), (d,))
-            B = np.tril(streams.normal(d, d), -1) + np.sqrt(chi2)[..., None] * np.eye(d)
-        else:  # rank-deficient Wishart: W = Zᵀ Z with Z (k, d); B = Zᵀ (d, k)
-            B = np.swapaxes(streams.normal(k, d), -1, -2)
-        FB = self.factor @ B
-        scatter = bias * (FB @ np.swapaxes(FB, -1, -2))
-        return GaussianModel(mean, scatter / denom, False, estimator)
+        mean, root = self.exact_batch(n, streams, bias)
+        tri = self.tri and root.shape[-1] == root.shape[-2]  # lower triangular times Bartlett's stays so
+        return GaussianModel(mean, None, self.diag, estimator, root / math.sqrt(denom), self.w2, tri)
+
+    def exact_moments(self, n: int, streams: Streams, bias: float = 1.0) -> Moments:
+        """``Moments`` of ``n`` fresh samples of this model, drawn from their exact law (``exact_batch``)."""
+        if n == 0:  # an empty batch (a schedule's zero): nothing drawn
+            return Moments(0, self.mean, np.zeros_like(self.mean), np.zeros(self.mean.shape + self.mean.shape[-1:]), True)
+        mean, root = self.exact_batch(n, streams, bias)
+        return Moments.from_mean_scatter(n, mean, root @ np.swapaxes(root, -1, -2))
+
+    def triangular(self) -> "GaussianModel":
+        """The same model with a lower Cholesky factor (exact paths start from it: log-dets from its diagonal
+        and no eigendecomposition); itself when a covariance is singular."""
+        if self.tri or self.diag or self.mean.shape[-1] == 1:
+            return self
+        factor = _cholesky_or_none(self.cov)
+        return self if factor is None else GaussianModel(self.mean, self.cov, False, self.estimator, factor, self.w2, True)
 
     def param_metrics(self, info: SourceInfo) -> dict[str, np.ndarray]:
         """mean_sq_error, trace_cov, logdet_cov and, for a Gaussian truth, the squared 2-Wasserstein distance
         w2_sq = ||μ−μ*||² + tr(Σ + Σ* − 2(Σ*^{1/2} Σ Σ*^{1/2})^{1/2}) (Dowson & Landau 1982); in 1-D, against a
         source with a density, the total variation ``tv`` (Fu et al. 2024's distance; see ``tv``)."""
-        out = moment_metrics(self.mean, self.cov, info)
+        if self.tri:  # log-det and trace from the triangular factor: O(d²) instead of an LU (and no F Fᵀ)
+            diag_f = np.abs(np.diagonal(self._factor, axis1=-2, axis2=-1))
+            with np.errstate(divide="ignore"):
+                logdet = 2 * np.log(diag_f).sum(-1)
+            out = {"trace_cov": np.einsum("rij,rij->r", self._factor, self._factor), "logdet_cov": logdet}
+            truth_mean = (info.truth or {}).get("mean")
+            if truth_mean is not None:
+                out = {"mean_sq_error": ((self.mean - np.asarray(truth_mean, dtype=float)) ** 2).sum(-1), **out}
+        else:
+            out = moment_metrics(self.mean, self.cov, info)
         truth = info.truth or {}
-        if truth.get("gaussian") and truth.get("mean") is not None and truth.get("cov") is not None:
+        if self.w2 and truth.get("gaussian") and truth.get("mean") is not None and truth.get("cov") is not None:
             mu_star, cov_star = np.asarray(truth["mean"], float), np.asarray(truth["cov"], float)
             if cov_star.size == 1:  # 1-D: (σ − σ*)²
                 var = np.clip(self.cov[..., 0, 0], 0.0, None)
@@ -195,6 +287,16 @@ class GaussianFamily:
         estimator: Literal["mle", "unbiased"] = Field(
             "mle", description="covariance estimator: mle divides the scatter by n, unbiased by n − 1")
         covariance: Literal["full", "diag"] = Field("full", description="full covariance or per-coordinate variances")
+        w2: bool = Field(True, description="record param.w2_sq (an eigendecomposition per replicate and generation, "
+                                           "O(d³): turn off for large-d grids that do not need it)")
+
+        @model_serializer(mode="wrap")
+        def _drop_default_w2(self, handler):
+            """w2 at its default is left out of the resolved options, so adding it changed no run id."""
+            out = handler(self)
+            if out.get("w2") is True:
+                out.pop("w2")
+            return out
 
     def __init__(self, options: "GaussianFamily.Options", info: SourceInfo):
         self.options, self.info = options, info
@@ -203,18 +305,46 @@ class GaussianFamily:
         """The unbiased estimator divides by n − 1 (checked when a run is built)."""
         _denominator(n, self.options.estimator)
 
-    def fit(self, data: np.ndarray, streams: Streams, init=None) -> GaussianModel:
-        """μ̂ = x̄, Σ̂ = S/n or S/(n−1) per replicate (vectorised; ``streams`` and ``init`` are unused)."""
+    sufficient_statistics = True  # fit() also takes Moments: pools may keep running statistics
+
+    def statistics(self, x: np.ndarray, shift: Optional[np.ndarray] = None) -> Moments:
+        """The ``Moments`` of points ``x (R, n, d)`` (what ``fit`` needs of them)."""
+        return Moments.of(x, shift)
+
+    def fit(self, data, streams: Streams, init=None) -> GaussianModel:
+        """μ̂ = x̄, Σ̂ = S/n or S/(n−1) per replicate (vectorised; ``streams`` and ``init`` are unused).
+        ``data``: points ``(R, n, d)`` or their ``Moments``."""
+        diag, est, w2 = self.options.covariance == "diag", self.options.estimator, self.options.w2
+        if isinstance(data, Moments):
+            denom = _denominator(data.n, est)
+            mean, scatter = data.mean_scatter()
+            if diag:
+                scatter = np.diagonal(scatter, axis1=-2, axis2=-1)[..., None] * np.eye(mean.shape[-1])
+            cov = scatter / denom
+            # exact paths never sample the model, so a Cholesky factor (fast) is as good as any; on the
+            # sample path the factor stays the symmetric root, so its draws are the points-fit's draws
+            factor = _cholesky_or_none(cov) if data.exact and not diag else None
+            return GaussianModel(mean, cov, diag, est, factor, w2, tri=factor is not None and mean.shape[-1] > 1)
         x = np.asarray(data, dtype=float)
         R, n, d = x.shape
-        denom = _denominator(n, self.options.estimator)
+        denom = _denominator(n, est)
         mean = x.mean(axis=1)
         if d == 1:  # the hot path of large replicate studies: two passes, no centred copy
-            return GaussianModel(mean, _scatter_1d(x[..., 0], mean[:, 0])[:, None, None] / denom,
-                                 self.options.covariance == "diag", self.options.estimator)
+            return GaussianModel(mean, _scatter_1d(x[..., 0], mean[:, 0])[:, None, None] / denom, diag, est, w2=w2)
         c = x - mean[:, None, :]
-        if self.options.covariance == "diag":
+        if diag:
             cov = ((c ** 2).sum(axis=1) / denom)[..., None] * np.eye(d)
         else:
             cov = (np.swapaxes(c, -1, -2) @ c) / denom
-        return GaussianModel(mean, cov, self.options.covariance == "diag", self.options.estimator)
+        return GaussianModel(mean, cov, diag, est, w2=w2)
+
+
+def _cholesky_or_none(cov: np.ndarray) -> Optional[np.ndarray]:
+    """Lower Cholesky factors ``(R, d, d)``, or None when some covariance is singular (the model then
+    falls back to symmetric square roots by eigendecomposition)."""
+    if cov.shape[-1] == 1:
+        return np.sqrt(np.clip(cov, 0.0, None))
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return None

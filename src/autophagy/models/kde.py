@@ -120,5 +120,8 @@ class KDEFamily:
 
     def fit(self, data: np.ndarray, streams: Streams, init=None) -> KDEModel:
         """Store the pool ``(R, n, d)`` and its bandwidths (``streams``, ``init`` unused)."""
-        pool = np.array(data, dtype=float)  # a copy: the caller may reuse its buffer
+        # a copy, since the caller may reuse its buffer -- unless it is read-only (an accumulate pool's
+        # filled prefix, never overwritten): then keeping it saves an O(pool) copy per generation
+        data = np.asarray(data)
+        pool = data if (not data.flags.writeable and data.dtype == float) else np.array(data, dtype=float)
         return KDEModel(pool, bandwidth(pool, self.options.bandwidth))
