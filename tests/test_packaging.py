@@ -89,3 +89,25 @@ def test_fresh_venv_runs_presets(wheel, tmp_path):
     prefixed = subprocess.run([str(exe), "run", "preset:nope", "--no-save"], cwd=work, capture_output=True, text=True,
                               timeout=120, env={"PATH": "/usr/bin:/bin"})
     assert prefixed.returncode == 2 and "gillman_gaussian_correction" in prefixed.stderr
+
+
+def test_presets_command_and_unknown_names():
+    from typer.testing import CliRunner
+
+    from autophagy.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["presets"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    assert "mad_three_loops" in r.output and "Alemohammad et al. 2023" in r.output and "about 2-4 minutes" in r.output
+    for ref in ("no_such_preset", "preset:no_such_preset"):
+        r = runner.invoke(app, ["run", ref, "--no-save"])
+        lines = r.output.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and "mad_three_loops" in lines[0] and "no_such_preset" in lines[0]
+    r = runner.invoke(app, ["components", "no-such-thing"])
+    assert r.exit_code == 2 and "prd" in r.output and len(r.output.strip().splitlines()) == 1
+    r = runner.invoke(app, ["components", "prd"])  # one component: its whole docstring, no rst markup
+    assert r.exit_code == 0 and "coverage" in r.output and "``" not in r.output and "(Naeem et al. 2020)." in r.output
+    r = runner.invoke(app, ["components"])
+    for key in ("top-level keys", "sampling", "n_eval", "grid", "report (presentation only)"):
+        assert key in r.output, key
