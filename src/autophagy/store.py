@@ -8,9 +8,13 @@ network file system's locks. Tables:
   replicates, generations, version, command, host, ISO ``started`` / ``finished``, seconds);
 * ``blocks``: the finished replicate blocks ``[start, stop)`` of each run (a run is split by replicate
   block over workers; resuming recomputes only the missing blocks);
-* ``metrics(run_id, replicate, generation, metric, value)``, unique per (run, metric, generation,
-  replicate): a block's rows and its ``blocks`` row are written in one transaction, so a crash (even
-  ``kill -9``) leaves whole blocks or nothing, and a row can never be stored twice.
+* ``arrays(run_id, start, metric, generation, data)``: the values of replicates ``start..`` of one
+  metric at one generation as little-endian float64 bytes, unique per (run, metric, generation,
+  start). A block's arrays and its ``blocks`` row are written in one transaction, so a crash (even
+  ``kill -9``) leaves whole blocks or nothing, and a value can never be stored twice. (One row per
+  replicate would cost about 40 s to write and read for an R = 100,000 run; arrays cost well under
+  a second.) ``load``, ``values`` and the CSV/Parquet exports give the long, tidy form
+  ``(run_id, replicate, generation, metric, value)``.
 
 Families that checkpoint (the neural ones) also stream each generation's rows as it finishes, so an
 unfinished run's metrics are readable (``autophagy.load``, ``export``; its status says running).
@@ -41,15 +45,16 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, name TEXT, hash TEXT, lineage TEXT, config TEXT,
     status TEXT, created REAL, seconds REAL);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT, replicate INTEGER, generation INTEGER, metric TEXT, value REAL);
 CREATE TABLE IF NOT EXISTS blocks (
     run_id TEXT, start INTEGER, stop INTEGER, seconds REAL, PRIMARY KEY (run_id, start));
+CREATE TABLE IF NOT EXISTS arrays (
+    run_id TEXT, start INTEGER, metric TEXT, generation INTEGER, data BLOB,
+    PRIMARY KEY (run_id, metric, generation, start));
 """
-# format 1 (autophagy 0.1) had only the first eight run columns and no blocks table
+# format 1 (autophagy 0.1) had only the first eight run columns, one metrics row per value and no blocks
 RUN_EXTRA = {"spec": "TEXT", "version": "TEXT", "command": "TEXT", "host": "TEXT", "started": "TEXT",
              "finished": "TEXT", "replicates": "INTEGER", "generations": "INTEGER", "metric_names": "TEXT"}
-INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS metrics_key ON metrics(run_id, metric, generation, replicate)"
+_DTYPE = np.dtype("<f8")
 
 METRIC_COLUMNS = ["run_id", "replicate", "generation", "metric", "value"]
 RUN_COLUMNS = ["run_id", "name", "hash", "lineage", "status", "replicates", "generations", "version", "seconds",
@@ -80,18 +85,33 @@ def long_frame(run_id: str, values: dict[str, np.ndarray]) -> pd.DataFrame:
     }, copy=False)
 
 
-def _rows(run_id: str, start: int, values: dict[str, np.ndarray], generation: int | None = None) -> Iterator[tuple]:
-    """SQL rows of a block's ``{metric: (G+1, Rb)}`` (or one generation's ``{metric: (Rb,)}``)."""
+def _arrays(run_id: str, start: int, values: dict[str, np.ndarray], generation: int | None = None) -> Iterator[tuple]:
+    """``arrays`` rows of a block's ``{metric: (G+1, Rb)}`` (or of one generation's ``{metric: (Rb,)}``)."""
     for metric, arr in values.items():
-        arr = np.asarray(arr, dtype=float)
-        if generation is not None:
-            arr = arr.reshape(1, -1)
-        G1, Rb = arr.shape
-        gens = np.repeat(np.arange(G1) if generation is None else np.array([generation]), Rb)
-        reps = np.tile(np.arange(start, start + Rb), G1)
-        vals = arr.reshape(-1)
-        yield from zip([run_id] * len(vals), reps.tolist(), gens.tolist(), [metric] * len(vals),
-                       [None if v != v else v for v in vals.tolist()])  # NaN is stored as NULL
+        arr = np.asarray(arr, dtype=_DTYPE)
+        rows = [arr.reshape(-1)] if generation is not None else list(arr)
+        first = 0 if generation is None else generation
+        for g, row in enumerate(rows, start=first):
+            yield run_id, int(start), metric, int(g), np.ascontiguousarray(row, dtype=_DTYPE).tobytes()
+
+
+def _long(rows: list[tuple], order: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """``(run_id, start, metric, generation, data)`` rows -> the long metrics frame, sorted by run, metric,
+    generation and replicate."""
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=float if c == "value" else object) for c in METRIC_COLUMNS})
+    rows = sorted(rows, key=lambda r: (r[0], r[2], r[3], r[1]))
+    vals = [np.frombuffer(r[4], dtype=_DTYPE) for r in rows]
+    sizes = np.array([len(v) for v in vals])
+    offsets = np.repeat(np.array([r[1] for r in rows]), sizes)
+    within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return pd.DataFrame({
+        "run_id": np.repeat(np.array([r[0] for r in rows], dtype=object), sizes),
+        "replicate": (offsets + within).astype(np.int64),
+        "generation": np.repeat(np.array([r[3] for r in rows], dtype=np.int64), sizes),
+        "metric": np.repeat(np.array([r[2] for r in rows], dtype=object), sizes),
+        "value": np.concatenate(vals) if vals else np.empty(0),
+    })
 
 
 _HIDDEN = ("name", "grid", "report")  # presentation keys: never a parameter column
@@ -176,7 +196,6 @@ class Store:
             con.executescript(SCHEMA)
             for col, typ in RUN_EXTRA.items():
                 con.execute(f"ALTER TABLE runs ADD COLUMN {col} {typ}")
-            con.execute(INDEX)
             con.execute(f"PRAGMA user_version = {FORMAT}")
             con.commit()
         finally:
@@ -191,23 +210,41 @@ class Store:
     def _check(self, con: sqlite3.Connection) -> None:
         version = con.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "runs" not in tables or "metrics" not in tables:
+        if "runs" not in tables or not tables & {"arrays", "metrics"}:
             raise StoreError(self.path, "is a SQLite database but not an autophagy results store (no runs/metrics "
                                         "tables); choose another --out")
         if version > FORMAT:
             raise StoreError(self.path, f"was written by a newer autophagy (store format {version}, this one reads "
                                         f"{FORMAT}); upgrade autophagy or choose another --out")
-        if version < FORMAT:  # autophagy 0.1: add the new columns and the blocks table in place
-            con.execute("BEGIN IMMEDIATE")
-            have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
-            for col, typ in RUN_EXTRA.items():
-                if col not in have:
-                    con.execute(f"ALTER TABLE runs ADD COLUMN {col} {typ}")
-            con.execute("CREATE TABLE IF NOT EXISTS blocks (run_id TEXT, start INTEGER, stop INTEGER, "
-                        "seconds REAL, PRIMARY KEY (run_id, start))")
-            con.execute(INDEX)
-            con.execute(f"PRAGMA user_version = {FORMAT}")
-            con.commit()
+        if version < FORMAT:
+            self._migrate(con)
+
+    @staticmethod
+    def _migrate(con: sqlite3.Connection) -> None:
+        """Format 1 (autophagy 0.1) -> 2 in place: new run columns, ``blocks``, and each run's value rows
+        packed into arrays (the old table is kept as ``metrics_v1``)."""
+        con.execute("BEGIN IMMEDIATE")
+        if con.execute("PRAGMA user_version").fetchone()[0] >= FORMAT:  # another process migrated it meanwhile
+            con.rollback()
+            return
+        have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+        for col, typ in RUN_EXTRA.items():
+            if col not in have:
+                con.execute(f"ALTER TABLE runs ADD COLUMN {col} {typ}")
+        for stmt in SCHEMA.strip().split(";")[1:]:
+            if stmt.strip():
+                con.execute(stmt)
+        old = pd.read_sql_query("SELECT run_id, replicate, generation, metric, value FROM metrics", con)
+        for (run_id, metric, g), part in old.groupby(["run_id", "metric", "generation"]):
+            part = part.sort_values("replicate")
+            row = np.full(int(part.replicate.max()) + 1, np.nan)
+            row[part.replicate.to_numpy()] = part.value.to_numpy(dtype=float)
+            con.execute("INSERT OR REPLACE INTO arrays VALUES (?, 0, ?, ?, ?)", (run_id, metric, int(g), row.tobytes()))
+        for run_id, R in old.groupby("run_id").replicate.max().items():
+            con.execute("INSERT OR REPLACE INTO blocks VALUES (?, 0, ?, NULL)", (run_id, int(R) + 1))
+        con.execute("ALTER TABLE metrics RENAME TO metrics_v1")
+        con.execute(f"PRAGMA user_version = {FORMAT}")
+        con.commit()
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -282,7 +319,7 @@ class Store:
     def save_generation(self, run_id: str, start: int, generation: int, values: dict[str, np.ndarray]) -> None:
         """One generation's rows of an unfinished block (readable before the run ends)."""
         with self._write() as con:
-            con.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)", _rows(run_id, start, values, generation))
+            con.executemany("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?, ?)", _arrays(run_id, start, values, generation))
 
     def save_block(self, run_id: str, start: int, values: dict[str, np.ndarray], seconds: float, total: int) -> bool:
         """A finished replicate block's rows, in one transaction; marks the run done when its ``total``
@@ -291,7 +328,7 @@ class Store:
 
         stop = start + next(iter(values.values())).shape[1] if values else start
         with self._write() as con:
-            con.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)", _rows(run_id, start, values))
+            con.executemany("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?, ?)", _arrays(run_id, start, values))
             con.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?)", (run_id, start, stop, seconds))
             con.execute("UPDATE runs SET seconds = COALESCE(seconds, 0) + ?, metric_names = COALESCE(metric_names, ?) "
                         "WHERE run_id = ?", (seconds, json.dumps(list(values)), run_id))
@@ -303,43 +340,43 @@ class Store:
         return done
 
     def values(self, run_id: str) -> dict[str, np.ndarray]:
-        """A run's stored metrics as ``{metric: (G+1, R)}`` (NaN where a row is missing), in recorded order."""
+        """A run's stored metrics as ``{metric: (G+1, R)}`` (NaN where nothing is stored), in recorded order."""
         with self._connect() as con:
             row = con.execute("SELECT replicates, generations, metric_names FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            df = pd.read_sql_query("SELECT replicate, generation, metric, value FROM metrics WHERE run_id = ?",
-                                   con, params=(run_id,))
-        R = int(row[0]) if row and row[0] is not None else int(df.replicate.max()) + 1
-        G1 = int(row[1]) + 1 if row and row[1] is not None else int(df.generation.max()) + 1
-        names = json.loads(row[2]) if row and row[2] else list(dict.fromkeys(df.metric))
-        out = {}
-        for name in names + [m for m in dict.fromkeys(df.metric) if m not in names]:
-            part = df[df.metric == name]
-            arr = np.full((G1, R), np.nan)
-            arr[part.generation.to_numpy(), part.replicate.to_numpy()] = part.value.to_numpy(dtype=float)
-            out[name] = arr
+            rows = con.execute("SELECT start, metric, generation, data FROM arrays WHERE run_id = ?", (run_id,)).fetchall()
+        R = int(row[0]) if row and row[0] is not None else max((a + len(d) // 8 for a, _, _, d in rows), default=0)
+        G1 = int(row[1]) + 1 if row and row[1] is not None else max((g + 1 for _, _, g, _ in rows), default=0)
+        names = json.loads(row[2]) if row and row[2] else []
+        names += [m for m in dict.fromkeys(r[1] for r in rows) if m not in names]
+        out = {m: np.full((G1, R), np.nan) for m in names}
+        for start, metric, g, data in rows:
+            v = np.frombuffer(data, dtype=_DTYPE)
+            out[metric][g, start:start + len(v)] = v
         return out
 
     # ------------------------------------------------------------------ reading
     def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """All runs (finished or not, with their status) and all metric rows in the store."""
+        """All runs (finished or not, with their status) and all stored metric values, long and tidy."""
         if not self.path.exists():
             raise StoreError(self.dir, "holds no results.sqlite: not a results directory")
         with self._connect() as con:
-            runs = pd.read_sql_query(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY created, rowid", con)
-            metrics = pd.read_sql_query("SELECT run_id, replicate, generation, metric, value FROM metrics "
-                                        "ORDER BY run_id, metric, generation, replicate", con)
-            gens = dict(con.execute("SELECT run_id, COUNT(DISTINCT generation) FROM metrics GROUP BY run_id").fetchall())
+            return self._read(con)
+
+    @staticmethod
+    def _read(con: sqlite3.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+        runs = pd.read_sql_query(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY created, rowid", con)
+        rows = con.execute("SELECT run_id, start, metric, generation, data FROM arrays").fetchall()
+        gens = dict(con.execute("SELECT run_id, COUNT(DISTINCT generation) FROM arrays GROUP BY run_id").fetchall())
         runs.insert(6, "generations_done", runs.run_id.map(gens).fillna(0).astype(int))
-        return runs, metrics
+        return runs, _long(rows)
 
     def export(self, fmt: str = "csv") -> list[Path]:
         """Write ``metrics.<fmt>`` and ``runs.<fmt>`` atomically (unique temporary names, renamed while holding
         the write lock, so concurrent studies never leave an export older than a committed run)."""
         written = []
         with self._write() as con:
-            runs = pd.read_sql_query(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY created, rowid", con)
-            metrics = pd.read_sql_query("SELECT run_id, replicate, generation, metric, value FROM metrics "
-                                        "ORDER BY run_id, metric, generation, replicate", con)
+            runs, metrics = self._read(con)
+            runs = runs.drop(columns=["generations_done"])
             params = param_columns(list(runs.name), list(runs.config))  # tidy: one column per swept parameter
             at = runs.columns.get_loc("lineage") + 1
             for col, values in params.items():
