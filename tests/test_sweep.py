@@ -377,3 +377,22 @@ def test_slurm_recipe_renders_a_job_script():
         cluster.close()
     for line in ("#SBATCH -p gpu", "#SBATCH -t 00:30:00", "#SBATCH --gres=gpu:1", "--nthreads 1", "--resources GPU=1"):
         assert line in script, (line, script)
+
+
+def test_store_of_autophagy_0_1_is_migrated_in_place(tmp_path):
+    """Format 1 (one row per value, no blocks): opened, its rows packed into arrays, and read back unchanged."""
+    con = sqlite3.connect(tmp_path / "results.sqlite")
+    con.executescript("""
+        CREATE TABLE runs (run_id TEXT PRIMARY KEY, name TEXT, hash TEXT, lineage TEXT, config TEXT,
+                           status TEXT, created REAL, seconds REAL);
+        CREATE TABLE metrics (run_id TEXT, replicate INTEGER, generation INTEGER, metric TEXT, value REAL);""")
+    con.execute("INSERT INTO runs VALUES ('old1', 'old', 'h', 'loop', '{}', 'done', 0, 1.5)")
+    rows = [("old1", r, g, "param.x", float(10 * g + r)) for g in range(3) for r in range(4)]
+    con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", rows)
+    con.commit()
+    con.close()
+    res = autophagy.load(tmp_path)
+    assert list(res.runs.status) == ["done"] and int(res.runs.generations_done[0]) == 3
+    m = sorted_frame(res.metrics)
+    assert m.value.tolist() == [float(10 * g + r) for g in range(3) for r in range(4)]
+    assert autophagy.load(tmp_path).metrics.shape == res.metrics.shape  # opening again changes nothing
