@@ -396,3 +396,33 @@ def test_store_of_autophagy_0_1_is_migrated_in_place(tmp_path):
     m = sorted_frame(res.metrics)
     assert m.value.tolist() == [float(10 * g + r) for g in range(3) for r in range(4)]
     assert autophagy.load(tmp_path).metrics.shape == res.metrics.shape  # opening again changes nothing
+
+
+def test_dask_missing_is_one_line_naming_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the dask extra were not installed
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(study("gaussian", replicates=4)))
+    r = runner.invoke(app, ["run", str(cfg), "--no-save", "--engine", "dask"])
+    assert r.exit_code == 2 and "pip install 'autophagy[dask]'" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_progress_keeps_grid_values_and_prints_plain_lines_off_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from autophagy.progress import SweepProgress, fit_name
+    from autophagy.sweep import split
+
+    long = "a-very-long-study-name-that-goes-on-and-on[loop.policy=accumulate, sampling.bias=0.8]"
+    assert fit_name(long, 50).endswith("[loop.policy=accumulate, sampling.bias=0.8]") and len(fit_name(long, 50)) == 50
+    buf = io.StringIO()
+    p = SweepProgress(Console(file=buf, width=200), every=0.0, delay=0.0)
+    shards = [sh for s in specs_for({**grid_study(), "replicates": 130}) for sh in split(s, [], 2)]
+    p.start(shards)
+    p.generation(shards[0].key, 0)
+    p.finished(shards[0].key)
+    p.close()
+    lines = buf.getvalue().strip().splitlines()
+    assert lines[0].startswith("[0:00]") and "eta" in lines[0] and "gaussian[loop.policy=augment] gen 0/2" in lines[0]
+    assert lines[-1].endswith("(0/2 runs)") and len(shards) == 4
