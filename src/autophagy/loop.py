@@ -99,6 +99,15 @@ def simulate(plan: Plan, on_generation: Callable[[int, dict], None] | None = Non
     split one large run over workers. ``on_generation(g, values)`` gets each recorded generation's
     ``{metric: (R,) array}`` (progress, and rows of unfinished runs).
     """
+    if getattr(plan.family, "sufficient_statistics", False):  # many small matrices: BLAS threads only
+        from threadpoolctl import threadpool_limits  # add overhead (34x for a batch of 100x100 eigh under load)
+
+        with threadpool_limits(1, user_api="blas"):
+            return _simulate(plan, on_generation, block)
+    return _simulate(plan, on_generation, block)
+
+
+def _simulate(plan: Plan, on_generation, block) -> dict[str, np.ndarray]:
     from . import metrics as metric_lib
 
     cfg = plan.config

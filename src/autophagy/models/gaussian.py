@@ -174,7 +174,10 @@ class GaussianModel:
         if k >= q:  # Bartlett decomposition of Wishart(k, I_q); S = λ F W Fᵀ since Σ = F I_q Fᵀ
             dof = k - np.arange(q)
             chi2 = streams.draw(lambda g, s: g.chisquare(dof, s), (q,))
-            B = np.tril(streams.normal(q, q), -1) + np.sqrt(chi2)[..., None] * np.eye(q)
+            B = np.zeros((R, q, q))
+            rows, cols = np.tril_indices(q, -1)
+            B[:, rows, cols] = streams.normal(rows.size)  # only the q(q−1)/2 entries below the diagonal
+            B[:, np.arange(q), np.arange(q)] = np.sqrt(chi2)
         else:  # rank-deficient Wishart: W = Zᵀ Z with Z (k, q); B = Zᵀ (q, k)
             B = np.swapaxes(streams.normal(k, q), -1, -2)
         return mean, math.sqrt(bias) * (self.factor @ B)

@@ -1,0 +1,109 @@
+"""Exact sufficient-statistics paths of the Gaussian loops against the sample path (issue 15, item 1).
+
+For every policy with an exact path (replace, augment, fresh, accumulate) the engine's exact run and
+its sample run (``loop.sufficient_stats: off``) must agree in law: the mean and the variance of every
+``param.*`` metric at every generation within a tolerance from their Monte-Carlo standard errors.
+Each test also checks that the exact run really skipped the samples (GaussianModel.sample raises).
+"""
+import numpy as np
+import pytest
+
+import autophagy
+from autophagy.models import gaussian as gaussian_mod
+
+
+def _cfg(policy, dim, stats, **loop):
+    return {"seed": 5, "replicates": 3000, "generations": 3,
+            "data": {"source": "gaussian", "dim": dim, "mean": 0.5, "std": 1.3},
+            "model": {"family": "gaussian", "estimator": "mle"},
+            "sampling": {"bias": 0.8},
+            "loop": {"policy": policy, "n_real": 6, "n_synthetic": 5, "sufficient_stats": stats, **loop}}
+
+
+def _per_generation(result, metric):
+    df = result.metrics[result.metrics.metric == metric]
+    return df.pivot(index="replicate", columns="generation", values="value").to_numpy()
+
+
+def _run_exact(cfg, monkeypatch):
+    """The run with sample() disabled: an exact path that drew a sample would fail here."""
+    def no_samples(self, *a, **k):
+        raise AssertionError("the exact path drew samples")
+
+    with monkeypatch.context() as m:
+        m.setattr(gaussian_mod.GaussianModel, "sample", no_samples)
+        return autophagy.run(cfg)
+
+
+def _agree(a, b, label):
+    """Means within 4.5 s.e. of the difference; variances within 4.5 s.e. of the difference of variances
+    (the s.e. of a variance estimated from the fourth central moment)."""
+    R = a.shape[0]
+    se_mean = np.sqrt(a.var(0, ddof=1) / R + b.var(0, ddof=1) / R)
+    assert np.all(np.abs(a.mean(0) - b.mean(0)) <= 4.5 * se_mean + 1e-12), (label, a.mean(0), b.mean(0), se_mean)
+
+    def var_se(x):
+        c = x - x.mean(0)
+        return np.sqrt(np.maximum((c ** 4).mean(0) - (c ** 2).mean(0) ** 2, 0) / R)
+
+    se_var = np.sqrt(var_se(a) ** 2 + var_se(b) ** 2)
+    assert np.all(np.abs(a.var(0) - b.var(0)) <= 4.5 * se_var + 1e-12), (label, a.var(0), b.var(0), se_var)
+
+
+@pytest.mark.parametrize("policy", ["replace", "augment", "fresh", "accumulate"])
+@pytest.mark.parametrize("dim", [1, 3])
+def test_exact_path_has_the_law_of_the_sample_path(policy, dim, monkeypatch):
+    exact = _run_exact(_cfg(policy, dim, "auto"), monkeypatch)
+    sampled = autophagy.run(_cfg(policy, dim, "off"))
+    metrics = sorted(m for m in exact.metrics.metric.unique() if m.startswith("param."))
+    assert {"param.mean_sq_error", "param.trace_cov", "param.logdet_cov", "param.w2_sq"} <= set(metrics)
+    for metric in metrics:
+        a, b = _per_generation(exact, metric), _per_generation(sampled, metric)
+        np.testing.assert_array_equal(a[:, 0], b[:, 0])  # generation 0 fits the same real points
+        assert not np.array_equal(a[:, 1:], b[:, 1:])  # different draws (else nothing was tested)
+        _agree(a[:, 1:], b[:, 1:], f"{policy} d={dim} {metric}")
+
+
+def test_exact_path_honours_sample_size_schedules(monkeypatch):
+    """Sizes that change with g (schedule.py) reach the exact path: its law still matches the sample path,
+    and it differs from the constant-size run (so the schedule was read)."""
+    loop = {"n_synthetic": [0, 2, 40, 40], "n_real": 6}
+    exact = _run_exact(_cfg("accumulate", 2, "auto", **loop), monkeypatch)
+    sampled = autophagy.run(_cfg("accumulate", 2, "off", **loop))
+    for metric in ("param.trace_cov", "param.mean_sq_error", "param.logdet_cov"):
+        _agree(_per_generation(exact, metric)[:, 1:], _per_generation(sampled, metric)[:, 1:], metric)
+    constant = _run_exact(_cfg("accumulate", 2, "auto"), monkeypatch)
+    a, c = _per_generation(exact, "param.trace_cov"), _per_generation(constant, "param.trace_cov")
+    # at g = 3, 82 of 88 pooled points come from shrunk (λ = 0.8) samples, against 15 of 21: a lower trace
+    se = np.sqrt(a[:, 3].var(ddof=1) / a.shape[0] + c[:, 3].var(ddof=1) / c.shape[0])
+    assert c[:, 3].mean() - a[:, 3].mean() > 6 * se, (a[:, 3].mean(), c[:, 3].mean(), se)
+
+
+def test_exact_path_is_independent_of_replicate_blocks(monkeypatch):
+    """Replicate r's numbers do not depend on R (the seed tree's blocks), on the exact path too."""
+    small = _run_exact({**_cfg("accumulate", 3, "auto"), "replicates": 3}, monkeypatch).metrics
+    big = _run_exact({**_cfg("accumulate", 3, "auto"), "replicates": 130}, monkeypatch).metrics
+    big = big[big.replicate < 3]
+    key = ["metric", "generation", "replicate"]
+    np.testing.assert_array_equal(small.sort_values(key).value.to_numpy(), big.sort_values(key).value.to_numpy())
+
+
+def test_triangular_factor_gives_the_same_metrics():
+    """The exact path's kept Cholesky factor: trace and log-det from it equal the dense computation."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((7, 4, 4))
+    cov = A @ np.swapaxes(A, -1, -2) + 0.1 * np.eye(4)
+    info = autophagy.build(autophagy.load_config({"data": {"source": "gaussian", "dim": 4}})[0]).source.info
+    dense = gaussian_mod.GaussianModel(np.zeros((7, 4)), cov).param_metrics(info)
+    tri = gaussian_mod.GaussianModel(np.zeros((7, 4)), cov).triangular()
+    assert tri.tri
+    got = tri.param_metrics(info)
+    for k in dense:
+        np.testing.assert_allclose(got[k], dense[k], rtol=1e-10, atol=1e-12)
+
+
+def test_w2_off_drops_only_w2():
+    cfg = _cfg("replace", 2, "auto")
+    cfg["model"]["w2"] = False
+    cfg["replicates"] = 5
+    assert "param.w2_sq" not in set(autophagy.run(cfg).metrics.metric)
