@@ -242,3 +242,71 @@ def test_transformer_is_replicate_independent_and_warm_starts(tmp_path):
 def test_transformer_conformance():
     src = source()
     check_family(tiny_transformer(src), src.sample(50, Streams(1, 3, -1, "data")), src.info, m=20, m_bias=200, big=66)
+
+
+TINY_GPT2 = {"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 16}
+
+
+@pytest.mark.slow  # about 15 s on two shared cores
+def test_hf_causal_lm_tiny_random_config(tmp_path):
+    pytest.importorskip("transformers")
+    from autophagy.models.hf import HFCausalLMFamily
+
+    src = source()
+    data = src.sample(30, Streams(1, 2, -1, "data"))
+    fam = HFCausalLMFamily(HFCausalLMFamily.Options(config=TINY_GPT2, steps=5, batch_size=8, threads=1), src.info)
+    a = fam.fit(data, Streams(0, 2, 0, "fit"))
+    b = fam.fit(data, Streams(0, 2, 0, "fit"))
+    xa = a.sample(10, Streams(0, 2, 1, "sample"))
+    assert xa.shape == (2, 10, src.T) and np.array_equal(xa, b.sample(10, Streams(0, 2, 1, "sample")))
+    assert np.isfinite(a.log_prob(data)).all() and a.log_prob(data).shape == (2, 30)
+    warm = fam.fit(data, Streams(0, 2, 1, "fit"), init=a)
+    assert warm.R == 2
+    a.models[0].save_pretrained(tmp_path / "ckpt")  # a local directory is a model source too
+    local = HFCausalLMFamily(HFCausalLMFamily.Options(model_dir=str(tmp_path / "ckpt"), steps=1, batch_size=4,
+                                                      threads=1), src.info)
+    assert local.fit(data, Streams(0, 2, 0, "fit")).sample(3, Streams(0, 2, 1, "sample")).shape == (2, 3, src.T)
+
+
+def test_hf_errors_are_one_line(monkeypatch):
+    base = loop(model={"family": "hf-causal-lm", "model_dir": "/nonexistent/model"}, metrics={"use": []})
+    base["model"] = {"family": "hf-causal-lm", "model_dir": "/nonexistent/model"}
+    with pytest.raises(AutophagyError) as err:
+        autophagy.run(base)
+    assert str(err.value).startswith("model.model_dir") and "\n" not in str(err.value)
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
+    with pytest.raises(AutophagyError) as err:
+        autophagy.run(base)
+    assert str(err.value).startswith("model.family") and "transformers" in str(err.value)
+
+
+# --------------------------------------------------------------------------- presets at reduced size
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def preset(name, **overrides):
+    sets = [f"{k}={v}" for k, v in overrides.items()]
+    return autophagy.run(str(CONFIGS / name), overrides=sets)
+
+
+def by_run(res, metric):
+    df = res.metrics[(res.metrics.metric == metric) & (res.metrics.generation == res.metrics.generation.max())]
+    return df.merge(res.runs[["run_id", "name"]], on="run_id").groupby("name").value.mean()
+
+
+def test_preset_lower_temperature_lowers_entropy_and_distinct_n():
+    res = preset("lm_temperature_bias.yaml", replicates=8, generations=3)
+    ent, d2, kl = by_run(res, "text-entropy"), by_run(res, "distinct-2"), by_run(res, "exact-kl")
+    hot, cold = [n for n in ent.index if "bias=1.0" in n][0], [n for n in ent.index if "bias=0.7" in n][0]
+    assert ent[cold] < ent[hot] and d2[cold] < d2[hot] and kl[cold] > kl[hot]
+
+
+def test_preset_ngram_tails_lost_and_beams_lose_them_faster():
+    res = preset("shumailov_ngram_tail_loss.yaml", replicates=6, generations=4, **{"metrics.n_eval": 100})
+    tail = by_run(res, "tail-coverage")
+    samp, beam = [n for n in tail.index if "beams=1" in n][0], [n for n in tail.index if "beams=5" in n][0]
+    assert tail[beam] < tail[samp]
+    sup = res.metrics[res.metrics.metric == "param.ngram_support"].groupby("generation").value.mean()
+    assert sup.iloc[-1] < sup.iloc[0]

@@ -45,6 +45,7 @@ FAMILIES = {
     "torch": "autophagy.models.user_torch:TorchFamily",
     "ngram": "autophagy.models.ngram:NGramFamily",
     "transformer": "autophagy.models.transformer:TransformerFamily",
+    "hf-causal-lm": "autophagy.models.hf:HFCausalLMFamily",
 }
 
 POLICIES = ("replace", "augment", "fresh", "accumulate", "accumulate-subsample")

@@ -92,7 +92,7 @@ def beam_search(next_logp, first: np.ndarray, T: int, beams: int, temperature: f
                 penalty: float = 1.0) -> np.ndarray:
     """Continue ``first (R, m, 1)`` to length T with ``beams`` beams; returns the best beam ``(R, m, T)``.
 
-    Scores are sums of tempered, penalised log-probabilities; ties go to the lower (beam, token) index.
+    Scores are sums of tempered, penalised log-probabilities (ties are broken arbitrarily but deterministically).
     """
     R, m, _ = first.shape
     seqs = first[:, :, None, :]  # (R, m, b, t)
@@ -108,8 +108,11 @@ def beam_search(next_logp, first: np.ndarray, T: int, beams: int, temperature: f
         lp = _logsoftmax(lp / temperature)
         total = (scores[..., None] + lp).reshape(R, m, b * K)
         keep = min(beams, b * K)
-        best = np.argsort(-total, axis=-1, kind="stable")[..., :keep]  # (R, m, keep)
+        best = np.argpartition(-total, keep - 1, axis=-1)[..., :keep] if keep < b * K else \
+            np.broadcast_to(np.arange(b * K), total.shape)
         scores = np.take_along_axis(total, best, axis=-1)
+        order = np.argsort(-scores, axis=-1, kind="stable")  # best beam first
+        best, scores = np.take_along_axis(best, order, -1), np.take_along_axis(scores, order, -1)
         parent, token = best // K, best % K
         seqs = np.concatenate([np.take_along_axis(seqs, parent[..., None], axis=2), token[..., None]], axis=-1)
     return seqs[:, :, 0, :]
