@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable
 
 from pydantic import ValidationError
@@ -149,7 +148,3 @@ def specs_for(config: Any, overrides: list[str] | None = None, *, hidden: list[s
         if c.loop.control:
             out.append(RunSpec(c, "control", name + " (real-only control)", resolved, version, str(base_dir)))
     return out
-
-
-def base_path(spec: RunSpec) -> Path:
-    return Path(spec.base_dir)

@@ -24,7 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -305,14 +305,9 @@ def execute(shards: list[Shard], engine, on_result: Callable[[Shard, ShardResult
         engine.close(cancel=not ok)
 
 
-def iter_blocks(values_by_start: dict[int, dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
-    for start in sorted(values_by_start):
-        yield values_by_start[start]
-
-
 def join_blocks(values_by_start: dict[int, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Concatenate a run's blocks along the replicate axis (in replicate order)."""
-    parts = list(iter_blocks(values_by_start))
+    parts = [values_by_start[start] for start in sorted(values_by_start)]
     if len(parts) == 1:
         return parts[0]
     return {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
