@@ -59,7 +59,7 @@ from .rng import Streams
 
 class _Base(Options):
     method: str
-    gamma: Optional[float] = Field(None, ge=0.0, description="correction strength γ >= 0 (.inf: full)")
+    gamma: Optional[float] = Field(None, ge=0.0, allow_inf_nan=True, description="correction strength γ >= 0 (.inf: full)")
     strength: Optional[Literal["full"]] = Field(None, description="'full' = γ = ∞ (replace / project every sample)")
 
     def fraction(self) -> float:
@@ -216,7 +216,8 @@ class HistogramMix(Corrector):
         lo, width, dens = self._histogram(x)
         out = np.empty_like(x)
         have = np.zeros(R, dtype=np.int64)
-        chunk = int(2 * m * math.exp(self.log_M)) + 16  # acceptance is about 1/M: one chunk nearly always does
+        # acceptance is at most 1/M, lower where the histogram is clipped at M q: one chunk nearly always does
+        chunk = int(5 * m * math.exp(self.log_M)) + 16
         log_mq0 = self.log_M + self.log_norm - 0.5 * d * math.log(s)  # log M q at the mean
         proposal, accept = streams.child("proposal"), streams.child("accept")  # continued chunk after chunk
         while (have < m).any():

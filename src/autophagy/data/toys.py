@@ -33,7 +33,7 @@ from typing import Literal, Optional, Union
 
 import numpy as np
 from pydantic import (Field, FiniteFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator,
-                      model_validator)
+                      model_serializer, model_validator)
 
 from ..errors import ConfigError
 from ..options import Options
@@ -99,10 +99,38 @@ class MoonsSource(_CurveSource):
 
     class Options(Options):
         noise: float = Field(0.05, ge=0, description="std of the isotropic Gaussian noise")
+        spacing: Literal["random", "even"] = Field(
+            "random", description="random: i.i.d. angles t ~ U(0, π); even: make_moons' own layout -- n // 2 "
+                                  "outer and n − n // 2 inner points at linspace(0, π) angles, rows shuffled per "
+                                  "replicate (a draw of n points is then not i.i.d. and depends on n)")
+
+        @model_serializer(mode="wrap")
+        def _drop_default_spacing(self, handler):
+            """spacing at its default is left out of the resolved options, so adding it changed no run id."""
+            out = handler(self)
+            if out.get("spacing") == "random":
+                out.pop("spacing")
+            return out
 
     def __init__(self, options: "MoonsSource.Options" = None, base_dir: Path = Path(".")):
         self.options = options or self.Options()
-        self._finish(2)
+        self._finish(2)  # info.truth: the limiting (i.i.d.) law, also for spacing: even
+
+    def sample_labeled(self, n: int, streams: Streams) -> tuple[np.ndarray, np.ndarray]:
+        """``(R, n, d)`` points and labels; with ``spacing: even`` scikit-learn's ``make_moons(n, shuffle=True)``
+        layout (Kazdan et al.'s KDE task), the shuffle and the noise drawn per replicate from ``streams``."""
+        if self.options.spacing == "random":
+            return super().sample_labeled(n, streams)
+        n = int(n)
+        n_out = n // 2
+        label = np.r_[np.zeros(n_out, np.int64), np.ones(n - n_out, np.int64)]
+        u = np.r_[np.linspace(0, 1, n_out), np.linspace(0, 1, n - n_out)]  # t = π u: linspace(0, π, ·)
+        perm = np.argsort(streams.child("shuffle").uniform(n), axis=1)  # (R, n) a uniform shuffle per replicate
+        label = label[perm]
+        x = self.clean(label, u[perm][..., None])
+        if self.options.noise > 0:
+            x = x + self.options.noise * streams.child("noise").normal(n, 2)
+        return self.scale * x, label
 
     def clean(self, label: np.ndarray, u: np.ndarray) -> np.ndarray:
         t = np.pi * u[..., 0]

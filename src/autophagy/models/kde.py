@@ -82,10 +82,17 @@ class KDEModel:
             inv2h2 = 0.5 / (self.h[r0:r1] ** 2)
             for c0 in range(0, k, cols):
                 xc = x[r0:r1, c0:c0 + cols]
-                sq = (xc ** 2).sum(-1)[..., None] + psq[:, None, :] - 2 * (xc @ np.swapaxes(pool, -1, -2))
-                e = -np.clip(sq, 0.0, None) * inv2h2[:, None, None]  # (rows, cols, n)
+                # e = −max(‖x − p‖², 0) / (2h²), computed in one buffer (rows, cols, n): in-place passes only
+                e = xc @ np.swapaxes(pool, -1, -2)
+                e *= -2.0
+                e += (xc ** 2).sum(-1)[..., None]
+                e += psq[:, None, :]
+                np.maximum(e, 0.0, out=e)
+                e *= -inv2h2[:, None, None]
                 top = e.max(-1, keepdims=True)
-                out[r0:r1, c0:c0 + cols] = (top + np.log(np.exp(e - top).sum(-1, keepdims=True)))[..., 0]
+                e -= top
+                np.exp(e, out=e)
+                out[r0:r1, c0:c0 + cols] = (top + np.log(e.sum(-1, keepdims=True)))[..., 0]
         norm = math.log(n) + 0.5 * d * (_LOG_2PI + np.log(self.h ** 2))  # (R,)
         return out - norm[:, None]
 
