@@ -8,10 +8,12 @@ and files are written only when ``out`` is given.
 from __future__ import annotations
 
 import socket
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
+import numpy as np
 import pandas as pd
 
 from .build import build, build_family, build_source  # noqa: F401 - re-exported (autophagy.build)
@@ -127,16 +129,49 @@ def _pieces(engine, n_runs: int) -> int:
     return max(1, -(-2 * engine.workers // n_runs))
 
 
-def _run_row(spec: RunSpec, seconds: float, status: str) -> dict:
+def _run_row(spec: RunSpec, seconds: float, status: str, flag: str = "") -> dict:
     return {"run_id": spec.run_id, "name": spec.name, "hash": spec.study_hash, "lineage": spec.lineage,
-            "status": status, "version": spec.version, "config": spec.config.to_dict(), "seconds": seconds}
+            "status": status, "flag": flag, "version": spec.version, "config": spec.config.to_dict(), "seconds": seconds}
+
+
+class NonFiniteWarning(UserWarning):
+    """A recorded metric was NaN or ±inf: one line naming the run, generation, metric and the likely cause."""
+
+
+def _cause(metric: str, value: float, spec: RunSpec) -> str:
+    """The likely reason a recorded value is not finite (what the user can change)."""
+    cfg = spec.config
+    if value == -np.inf and ("logdet" in metric or metric == "reward-mean" or metric.endswith("nll")):
+        return ("singular covariance: a training set of n <= dim points, or duplicate / noise-free points "
+                f"(data.source {cfg.data.source!r}); try model.covariance: diag or more points")
+    if value != value:
+        return "a diverged or degenerate fit (NaN: samples or parameters not finite, or 0/0 in the metric)"
+    return "overflow: values beyond float64's range (check the data's scale and model options)"
+
+
+def _non_finite(spec: RunSpec, values: dict) -> tuple[str, list[str]]:
+    """(store flag, warning lines) for a run's ``{metric: (G+1, R)}`` arrays; ("", []) when all are finite."""
+    lines, kinds = [], []
+    for metric, arr in values.items():
+        arr = np.asarray(arr, dtype=float)
+        bad = ~np.isfinite(arr)
+        if not bad.any():
+            continue
+        g, r = np.argwhere(bad)[0]
+        v = float(arr[g, r])
+        shown = "NaN" if v != v else ("-inf" if v < 0 else "inf")
+        kinds.append(f"{metric}={shown}@g{g}")
+        lines.append(f"{spec.name}: {metric} = {shown} at generation {g} (replicate {r}; {int(bad.sum())} of "
+                     f"{bad.size} values not finite): likely {_cause(metric, v, spec)}")
+    return ("non-finite: " + ", ".join(kinds)) if kinds else "", lines
 
 
 def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | None = None,
         workers: int = 1, engine: Any = None, address: str | None = None,
         progress: Progress | None = None, on_generation: Callable[[str, int, int], None] | None = None,
         reuse_any_version: bool = False, command: str = "autophagy.run(...)",
-        hidden_overrides: list[str] | None = None, track: str | list[str] | None = None) -> Result:
+        hidden_overrides: list[str] | None = None, track: str | list[str] | None = None,
+        check_memory: bool = True) -> Result:
     """Run a study: every grid point (and its control lineage when ``loop.control``).
 
     ``workers`` / ``engine`` (``"serial"``, ``"processes"``, ``"dask"`` or a ``distributed.Client``) /
@@ -147,13 +182,17 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
     unless ``reuse_any_version`` (a note says they exist). ``hidden_overrides`` are applied without
     showing in run names. ``track`` (``"mlflow"``, ``"wandb"``, ``"tensorboard"`` or a list) mirrors the
     finished runs into those trackers inside ``out`` (``autophagy.trackers``; the store stays the source).
+    ``check_memory=False`` runs a study whose estimated arrays exceed this machine's memory
+    (``build.memory_estimate``). A run that records a NaN or ±inf metric is never silent: one
+    ``NonFiniteWarning`` line per run and metric (run, generation, metric, likely cause), and its ``flag``
+    (``runs`` frame and store column) says ``non-finite: metric=-inf@g0, ...``.
     """
     from . import trackers
 
     specs = specs_for(config, overrides, hidden=hidden_overrides)
     tracked = trackers.check(track, Path(out) if out is not None else None)
     for s in specs:  # validate everything before running anything
-        build(s)
+        build(s, preflight=True, check_memory=check_memory)
     store = Store(Path(out)).prepare() if out is not None else None
     unique = list({s.run_id: s for s in specs}.values())
     reused, notes, alias = [], [], {}
@@ -212,7 +251,12 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
         else:  # finished earlier, resumed from stored blocks, or another version's rows (reuse_any_version)
             values = store.values(alias.get(s.run_id, s.run_id))
         frames.append(long_frame(s.run_id, values))
-        runs.append(_run_row(s, seconds.get(s.run_id, 0.0), "done"))
+        flag, lines = _non_finite(s, values)
+        for line in lines:
+            warnings.warn(line, NonFiniteWarning, stacklevel=2)
+        if flag and store:
+            store.set_flag(s.run_id, flag)
+        runs.append(_run_row(s, seconds.get(s.run_id, 0.0), "done", flag))
     result = Result(_concat(frames), pd.DataFrame(runs), Path(out) if out is not None else None, reused, notes)
     if store:
         store.export("csv")

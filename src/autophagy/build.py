@@ -41,14 +41,30 @@ def _accepts(cls, name: str) -> bool:
 def build_source(cfg: Config, base_dir: Path = Path(".")):
     """The ``data:`` block's source; sources that read files declare a ``base_dir`` parameter."""
     cls = components.resolve("source", cfg.data.source, "data.source")
+    if not isinstance(cls, type):  # e.g. 'numpy:array': importable, but not a source class
+        raise ConfigError("data.source", cfg.data.source, "a source class with an info attribute and a "
+                          f"sample(n, streams) method (this names a {type(cls).__name__})")
     opts = _options(cls, dict(cfg.data.model_extra or {}), "data")
-    return cls(opts, base_dir=base_dir) if _accepts(cls, "base_dir") else cls(opts)
+    try:
+        source = cls(opts, base_dir=base_dir) if _accepts(cls, "base_dir") else cls(opts)
+    except (TypeError, ValueError) as exc:
+        if str(getattr(cls, "__module__", "")).startswith("autophagy"):
+            raise  # a bug in a built-in source: to see, not to hide
+        raise ConfigError("data.source", cfg.data.source, "", problem=f"rejected its options ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not callable(getattr(source, "sample", None)) or getattr(source, "info", None) is None:
+        raise ConfigError("data.source", cfg.data.source, "a source class with an info attribute (SourceInfo) and "
+                          "a sample(n, streams) method")
+    return source
 
 
 def build_family(cfg: Config, info):
     """The ``model:`` block's family: a batched family, or a single-dataset model lifted to R replicates."""
     cls = components.resolve("family", cfg.model.family, "model.family")
     raw = dict(cfg.model.model_extra or {})
+    if not isinstance(cls, type):
+        raise ConfigError("model.family", cfg.model.family, "a family class, or a class with fit(x, rng) and "
+                          f"sample(m, rng, bias) methods (this names a {type(cls).__name__})")
     if getattr(cls, "batched", False):
         return cls(_options(cls, raw, "model"), info)
     from .models.lifted import Lifted
@@ -80,9 +96,96 @@ def _decoding(cfg: Config, family) -> None:
                           "families (ngram, transformer, hf-causal-lm)")
 
 
-def build(config: Any, base_dir: Path | str = Path("."), control: bool = False) -> Plan:
+_KNN_METRICS = {"prd": ("metrics.prd.k", 5), "digit-precision-recall": ("metrics.digit-precision-recall.k", 3)}
+
+
+def _check_knn(cfg: Config, specs) -> None:
+    """k-NN radii need k below both set sizes: checked here, not after generation 0 is fitted."""
+    n_eval, n_held = cfg.metrics.n_eval, cfg.metrics.n_heldout
+    for name, options in specs:
+        if name in _KNN_METRICS:
+            field, default = _KNN_METRICS[name]
+            k = dict(options or {}).get("k", default)
+            if isinstance(k, int) and k >= min(n_eval, n_held):
+                raise ConfigError(field, k, f"an integer below metrics.n_eval ({n_eval}) and metrics.n_heldout "
+                                            f"({n_held}): the k-th neighbour must exist in both sets")
+
+
+def _check_fit_size(cfg: Config, info, family, warn: bool) -> None:
+    """Family x source: a Gaussian needs two points to estimate a spread; fewer points than dimensions fit a
+    singular covariance (log det = −inf, sampling confined to a subspace), which is said before the run."""
+    import warnings
+
+    from .policies import smallest_training_set
+
+    if cfg.model.family != "gaussian" or info.kind not in ("vector", "image"):
+        return
+    n = smallest_training_set(cfg.loop)
+    if n < 2:
+        raise ConfigError("loop.n_real", cfg.loop.n_real, f"at least 2 points per training set for model.family "
+                          f"gaussian (a covariance needs two points; the smallest training set has {n})")
+    full = getattr(getattr(family, "options", None), "covariance", "full") == "full"
+    if warn and full and n <= info.dim:
+        warnings.warn(f"{cfg.name}: model.family gaussian fits a {info.dim}-dimensional covariance to {n} points: "
+                      f"singular (rank <= {n - 1}), so param.logdet_cov is -inf; use model.covariance: diag, more "
+                      "points, or another family", UserWarning, stacklevel=3)
+
+
+MEMORY_FRACTION = 0.8  # of physical memory a study's arrays may take before it is refused
+
+
+def memory_estimate(cfg: Config, info, specs, curator=None) -> int:
+    """Bytes the largest arrays of one run hold at once (float64 points, R replicates): generation 0's and
+    the largest training set, curation candidates, an accumulate pool, held-out and evaluation sets, and the
+    recorded metrics ``(G+1, R)`` per key in the worker and the driver's long frame."""
+    from .policies import training_sizes
+
+    R, G, d, loop = cfg.replicates, cfg.generations, max(1, int(info.dim or 1)), cfg.loop
+    sizes = training_sizes(loop, G)
+    synth = max([loop.synthetic_at(g) for g in range(1, G + 1)] or [0])
+    cands = curator.candidates(synth) if curator is not None and synth else synth
+    pool = sum(sizes[-1:]) if loop.policy in ("accumulate", "accumulate-subsample") else 0
+    fresh = max([loop.real_at(g) for g in range(1, G + 1)] or [0]) if loop.policy == "fresh" else 0
+    evals = (cfg.metrics.n_eval + cfg.metrics.n_heldout) if specs else 0
+    points = loop.initial + 2 * max(sizes) + cands + pool + fresh + evals
+    keys = 6 + 4 * len(specs)
+    return 8 * R * d * points + 48 * (G + 1) * R * keys
+
+
+def _physical_memory() -> int | None:
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} EiB"
+
+
+def check_fits_memory(cfg: Config, info, specs, curator=None) -> None:
+    """Refuse a run whose arrays would not fit in this machine's memory (one line naming the sizes)."""
+    need, have = memory_estimate(cfg, info, specs, curator), _physical_memory()
+    if have is not None and need > MEMORY_FRACTION * have:
+        raise ConfigError("replicates", cfg.replicates, "", problem=(
+            f"this run needs about {_size(need)} of arrays (R = {cfg.replicates} replicates x up to "
+            f"{_size(need / max(1, cfg.replicates))} each; d = {info.dim}, G = {cfg.generations}), more than "
+            f"{MEMORY_FRACTION:.0%} of this machine's {_size(have)}; lower replicates, sizes or generations, or "
+            "pass --no-memory-check (autophagy.run(..., check_memory=False)) if you know better"))
+
+
+def build(config: Any, base_dir: Path | str = Path("."), control: bool = False, *,
+          preflight: bool = False, check_memory: bool = True) -> Plan:
     """Resolve and validate every component of one run: a ``RunSpec``, or a grid-free ``Config``
-    (with ``control`` for its real-only control lineage)."""
+    (with ``control`` for its real-only control lineage). ``preflight`` (the driver's check of every run
+    before any starts, ``autophagy.run``): also warn about fits that will be degenerate and, with
+    ``check_memory``, refuse a run whose arrays would not fit in memory (``memory_estimate``)."""
     from .spec import RunSpec
 
     if isinstance(config, RunSpec):
@@ -119,6 +222,10 @@ def build(config: Any, base_dir: Path | str = Path("."), control: bool = False) 
         from . import correction
 
         corrector = correction.build(cfg.correction, source, base_dir)
+    _check_knn(cfg, specs)
+    _check_fit_size(cfg, source.info, family, warn=preflight)
+    if preflight and check_memory:
+        check_fits_memory(cfg, source.info, specs, curator)
     return Plan(cfg, source, family, specs, curator, corrector, control)
 
 

@@ -26,6 +26,10 @@ TOP_LEVEL = ("name", "seed", "replicates", "generations", "data", "model", "loop
              "curation", "correction", "report")
 
 
+MAX_CONFIG_BYTES = 10_000_000
+MAX_GENERATIONS = 100_000  # schedules and training-set sizes are checked for every g before a run starts
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
 
@@ -256,7 +260,8 @@ class Config(_Strict):
     name: str = "run"
     seed: int = Field(0, ge=0)
     replicates: int = Field(100, ge=1)
-    generations: int = Field(10, ge=0, description="G: generations 0..G are fitted and recorded")
+    generations: int = Field(10, ge=0, le=MAX_GENERATIONS,
+                             description="G: generations 0..G are fitted and recorded (at most 100,000)")
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     loop: LoopConfig = LoopConfig()
@@ -375,7 +380,19 @@ def from_validation_error(err: ValidationError, prefix: str = "", model: Any = N
 def _read(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError("config", str(path), "an existing .yaml, .yml or .toml file")
-    text = path.read_text()
+    if not path.is_file():
+        raise ConfigError("config", str(path), "a .yaml, .yml or .toml file, not a directory" if path.is_dir()
+                          else "a regular .yaml, .yml or .toml file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError("config", str(path), "", problem=f"{path.stat().st_size:,} bytes: a config is at most "
+                                                         f"{MAX_CONFIG_BYTES:,} bytes (data belong in data.path)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config", str(path), "", problem=f"not UTF-8 text (byte {exc.start}: "
+                                                         f"{exc.object[exc.start:exc.start + 1]!r})") from None
+    except OSError as exc:
+        raise ConfigError("config", str(path), "", problem=f"cannot be read ({exc.strerror or exc})") from None
     try:
         if path.suffix in (".yaml", ".yml"):
             data = yaml.safe_load(text)
@@ -383,7 +400,7 @@ def _read(path: Path) -> dict[str, Any]:
             data = tomllib.loads(text)
         else:
             raise ConfigError("config", str(path), "a file ending in .yaml, .yml or .toml")
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:  # bad dates, deep nesting
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError("config", str(path), f"valid YAML/TOML ({first})") from None
     if data is None:
@@ -397,7 +414,7 @@ def parse_value(text: str) -> Any:
     """``--set`` values are YAML scalars/lists: ``3`` -> int, ``0.5`` -> float, ``[1, 2]`` -> list."""
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):
         return text
 
 

@@ -585,9 +585,28 @@ def check_applicable(specs, info, has_log_prob: bool) -> None:
             if o.method == "mc" and not has_log_prob:
                 raise ConfigError("metrics.density-tv.method", "mc", "grid, or a model family with log_prob")
         if name == "frechet" and o.features:
-            from .components import import_path
+            _probe_features(o.features, info)
+        if name == "reward-mean":  # a target of the wrong dimension fails here, not after generation 0
+            from .rewards import build_reward
 
-            import_path(o.features, "metrics.frechet.features")
+            build_reward(o, info, "metrics.reward-mean")
+
+
+def _probe_features(path: str, info) -> None:
+    """A ``frechet`` features function must map (n, d) to (n, k) finite floats: tried on a (3, d) probe."""
+    from .components import import_path
+
+    fn = import_path(path, "metrics.frechet.features")
+    n, d = 3, max(1, int(getattr(info, "dim", 1) or 1))
+    probe = np.linspace(0.0, 1.0, n * d).reshape(n, d)
+    try:
+        out = np.asarray(fn(probe), dtype=float)
+    except Exception as exc:  # noqa: BLE001 - a user's function: any failure is a bad option
+        raise ConfigError("metrics.frechet.features", path, "", problem=f"failed on a ({n}, {d}) array "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if out.ndim != 2 or out.shape[0] != n or out.shape[1] < 1:
+        raise ConfigError("metrics.frechet.features", path, f"a function mapping (n, d) arrays to (n, k) features; "
+                          f"on a ({n}, {d}) array it returned shape {out.shape}")
 
 
 TRADEOFF_PRD_MAX_DIM = 64  # k-NN balls above this: O(n·m·d) per replicate (about 1 s at 576 pixels) and weak on raw pixels

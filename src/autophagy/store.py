@@ -53,11 +53,14 @@ CREATE TABLE IF NOT EXISTS arrays (
 """
 # format 1 (autophagy 0.1) had only the first eight run columns, one metrics row per value and no blocks
 RUN_EXTRA = {"spec": "TEXT", "version": "TEXT", "command": "TEXT", "host": "TEXT", "started": "TEXT",
-             "finished": "TEXT", "replicates": "INTEGER", "generations": "INTEGER", "metric_names": "TEXT"}
+             "finished": "TEXT", "replicates": "INTEGER", "generations": "INTEGER", "metric_names": "TEXT",
+             "flag": "TEXT"}  # flag: '' or 'non-finite: metric=-inf@g0, ...' (a NaN/inf was recorded)
+# columns added to format 2 without a new format (older readers select named columns, so they still read it)
+LATE_COLUMNS = {"flag": "TEXT"}
 _DTYPE = np.dtype("<f8")
 
 METRIC_COLUMNS = ["run_id", "replicate", "generation", "metric", "value"]
-RUN_COLUMNS = ["run_id", "name", "hash", "lineage", "status", "replicates", "generations", "version", "seconds",
+RUN_COLUMNS = ["run_id", "name", "hash", "lineage", "status", "flag", "replicates", "generations", "version", "seconds",
                "started", "finished", "command", "host", "config"]
 _FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
 
@@ -218,6 +221,14 @@ class Store:
                                         f"{FORMAT}); upgrade autophagy or choose another --out")
         if version < FORMAT:
             self._migrate(con)
+        have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+        for col, typ in LATE_COLUMNS.items():
+            if col not in have:
+                try:
+                    con.execute(f"ALTER TABLE runs ADD COLUMN {col} {typ}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
 
     @staticmethod
     def _migrate(con: sqlite3.Connection) -> None:
@@ -353,6 +364,11 @@ class Store:
             v = np.frombuffer(data, dtype=_DTYPE)
             out[metric][g, start:start + len(v)] = v
         return out
+
+    def set_flag(self, run_id: str, flag: str) -> None:
+        """Mark a run whose recorded metrics hold NaN/±inf (``flag`` names them; '' clears it)."""
+        with self._write() as con:
+            con.execute("UPDATE runs SET flag = ? WHERE run_id = ?", (flag, run_id))
 
     # ------------------------------------------------------------------ reading
     def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
