@@ -21,11 +21,61 @@ out_console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _plugin_paths(config: Path) -> None:
-    """Let ``model.family: "mypkg.mod:MyModel"`` find ``mypkg/`` beside the config or in the working directory,
-    as ``python script.py`` would; an installed package or PYTHONPATH works as usual."""
+    """Let ``model.family: "mypkg.mod:MyModel"`` find ``mypkg/`` beside the config or in the working directory.
+
+    The folders are *appended* to ``sys.path``, after the installed packages: a ``matplotlib.py`` or
+    ``numpy/`` beside a config can never shadow an installed module (configs execute no code except an
+    explicit ``pkg.mod:Name`` import path; see the README's trust model)."""
     for folder in (Path.cwd(), Path(config).resolve().parent):
         if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
+            sys.path.append(str(folder))
+
+
+_SAFE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+
+
+def _results_dir(name: str, root: Path = Path("results")) -> Path:
+    """``results/<name>`` with the name made a safe file name (no separators, no ``..``, no leading dot,
+    at most 100 characters) and checked to stay inside ``results/``: a ``name: ../../x`` or an absolute
+    name never writes elsewhere (use ``--out`` to choose another folder)."""
+    from .errors import ConfigError
+
+    safe = "".join(c if c in _SAFE else "_" for c in str(name))[:100].lstrip(".") or "run"
+    target = root / safe
+    if Path.resolve(root) not in target.resolve().parents:
+        raise ConfigError("name", name, "", problem="the default results folder would leave results/; use --out")
+    return target
+
+
+# result keys of multi-output metrics, beside their own names (for checking -m before a study runs)
+_KEYS = ("precision", "recall", "density", "coverage", "minority-mass", "density-tv-se", "digit-precision",
+         "digit-recall", "class-entropy", "distribution-difference", "variability", "variability-ratio",
+         "heldout-ce", "heldout-ppl", "exact-ce", "exact-kl", "seq-length", "tail-coverage", "text-entropy",
+         "zipf-exponent")
+_KEY_PREFIXES = ("mode-mass-", "distribution-difference-")
+_PARAMS = ("mean_sq_error", "trace_cov", "logdet_cov", "w2_sq", "tv", "entropy", "gini_simpson", "support_size",
+           "test_error", "noise_var", "train_loss")
+
+
+def _check_table_metrics(names) -> None:
+    """``-m`` names are checked before anything runs: a typo (``-m recal``) is one line naming the closest
+    valid key, not a finished study with no table. Unknown ``param.*`` keys without a close match pass
+    (a plug-in family may record its own)."""
+    import difflib
+
+    from . import metrics as metric_lib
+    from .errors import ConfigError
+
+    known = sorted(set(metric_lib.METRICS) | set(_KEYS) | {f"param.{p}" for p in _PARAMS})
+    for name in names or ():
+        if name in known or name.startswith(_KEY_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.75)
+        if name.startswith("param.") and not close:
+            continue
+        hint = f"did you mean {' or '.join(close)}?" if close else "param.* keys or one of " + ", ".join(
+            k for k in known if not k.startswith("param."))
+        raise ConfigError("--metric", name, "", problem=f"not a result key ({hint})")
 
 
 def _fail(err: Exception) -> None:
@@ -93,15 +143,19 @@ def _table_metrics(result, wanted) -> list[str]:
 def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_metric: Optional[str] = None,
                     workers: int = 1, engine: Optional[str] = None, address: Optional[str] = None,
                     reuse_any_version: bool = False, hidden: Optional[list] = None, report: bool = False,
-                    track: Optional[list] = None):
+                    track: Optional[list] = None, check_memory: bool = True):
+    import warnings
+
     from . import api
     from .progress import SweepProgress
 
     progress = SweepProgress(console)
     try:
-        result = api.run(config, out=out, overrides=overrides, workers=workers, engine=engine, address=address,
-                         progress=progress, reuse_any_version=reuse_any_version, command=_command_line(),
-                         hidden_overrides=hidden, track=track)
+        with warnings.catch_warnings(record=True) as caught:  # each shown as one line, after the progress bars
+            warnings.simplefilter("always", UserWarning)
+            result = api.run(config, out=out, overrides=overrides, workers=workers, engine=engine, address=address,
+                             progress=progress, reuse_any_version=reuse_any_version, command=_command_line(),
+                             hidden_overrides=hidden, track=track, check_memory=check_memory)
     except api.Interrupted as stop:
         progress.close()
         where = f" in {stop.out}" if stop.out is not None else " (nothing is saved without --out)"
@@ -110,6 +164,8 @@ def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_
         raise typer.Exit(130)
     finally:
         progress.close()
+    for line in dict.fromkeys(str(w.message).splitlines()[0] for w in caught if issubclass(w.category, UserWarning)):
+        console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
     first = result.runs.config.iloc[0] if len(result.runs) else {}
@@ -160,7 +216,9 @@ def run(config: Path = typer.Argument(..., help="YAML or TOML config file, or a 
                                                help="reuse finished runs that another autophagy version stored"),
         report: bool = typer.Option(False, "--report", help="also write DIR/report.html (figures, theory table)"),
         track: Optional[List[str]] = typer.Option(None, "--track", "-t", help="also mirror the runs to mlflow, wandb "
-                                                  "or tensorboard (offline, inside the results directory; repeatable)")):
+                                                  "or tensorboard (offline, inside the results directory; repeatable)"),
+        no_memory_check: bool = typer.Option(False, "--no-memory-check", help="run even if the estimated arrays "
+                                             "exceed this machine's memory")):
     """Run a study from a config file or a preset and print where each loop ends up."""
     try:
         from .config import load_config
@@ -169,11 +227,13 @@ def run(config: Path = typer.Argument(..., help="YAML or TOML config file, or a 
         config = _config_path(config)
         _plugin_paths(config)
         cfg, _ = load_config(config, set_)
-        target = None if no_save else (out or Path("results") / cfg.name)
+        _check_table_metrics(metric)
+        target = None if no_save else (out or _results_dir(cfg.name))
         if report and target is None:
             raise ConfigError("--report", True, "", problem="a report needs saved results: drop --no-save")
         _run_and_report(config, target, set_, metric, workers=workers, engine=engine, address=address,
-                        reuse_any_version=reuse_any_version, report=report, track=track)
+                        reuse_any_version=reuse_any_version, report=report, track=track,
+                        check_memory=not no_memory_check)
     except AutophagyError as err:
         _fail(err)
 

@@ -28,6 +28,19 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "autophagy"
 
 
+def check_cache_dir(cache_dir, field: str = "metrics.cache_dir") -> Path:
+    """A cache folder must stay inside the user cache (``~/.cache/autophagy``) or a ``results/`` folder of
+    the working directory: a config cannot make autophagy write anywhere else. Returns the resolved path."""
+    from .errors import ConfigError
+
+    path = Path(cache_dir).expanduser()
+    path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    roots = [default_cache_dir().resolve(), (Path.cwd() / "results").resolve()]
+    if not any(path == r or r in path.parents for r in roots):
+        raise ConfigError(field, str(cache_dir), f"a folder inside {roots[0]} or {roots[1]} (caches never go elsewhere)")
+    return path
+
+
 class DigitFeatures:
     """Forward pass of the trained MLP in NumPy. ``weights``/``biases``: one array per layer."""
 
@@ -76,7 +89,7 @@ def train() -> DigitFeatures:
 
 def digit_features(cache_dir: Optional[Path] = None) -> DigitFeatures:
     """The feature network: from memory, else from ``cache_dir/<VERSION>.npz``, else trained and cached."""
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()  # configs: check_cache_dir at build
     path = cache_dir / f"{VERSION}.npz"
     key = str(path)
     if key in _LOADED:

@@ -586,6 +586,10 @@ def check_applicable(specs, info, has_log_prob: bool) -> None:
                 raise ConfigError("metrics.density-tv.method", "mc", "grid, or a model family with log_prob")
         if name == "frechet" and o.features:
             _probe_features(o.features, info)
+        if getattr(o, "cache_dir", None):  # digit feature caches stay in the user cache or results/
+            from .features import check_cache_dir
+
+            check_cache_dir(o.cache_dir, f"metrics.{name}.cache_dir")
         if name == "reward-mean":  # a target of the wrong dimension fails here, not after generation 0
             from .rewards import build_reward
 
