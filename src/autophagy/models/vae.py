@@ -16,9 +16,11 @@ draw from the likelihood (``output: sample``).
 
 Replicates as a batch axis: every layer holds its R replicates' weights stacked along dim 0
 (``nets.layers()``, shared with the other torch families: linear weights ``(R, in, out)`` applied with
-``baddbmm``; conv weights ``(R, c_out, c_in, 3, 3)`` applied replicate by replicate). The total loss is the sum of the R replicates' losses, so each
+``baddbmm``; conv weights ``(R, c_out, c_in, 3, 3)`` applied as grouped convolutions over fixed blocks of
+8 replicates, ``nets.BConv(grouped=True)``, so a call's shape never depends on R). The total loss is the sum of the R replicates' losses, so each
 replicate's gradient, and Adam's elementwise update, are exactly those of training it alone.
-``batched: loop`` trains the replicates one after another with the same code (R = 1) and the
+``batched: loop`` trains the replicates one after another with the same code (R = 1, one ``conv2d`` per
+layer) and the
 same random draws, for comparison. Each replicate draws its initial weights, minibatch
 orders and noise from its own torch generator seeded from the seed tree
 (``streams.generators()``): results do not depend on R.
@@ -28,8 +30,8 @@ Architectures (Tarchi's FC1, FC2, Conv and asymmetric): ``fc1`` one hidden layer
 ``asymmetric`` the conv encoder with the fc2 decoder.
 
 Speed (benchmarks/bench_vae_batched.py, R = 8, 2 CPU threads): the batched ensemble trains the
-fully connected variants 3.5-4x faster than the loop; conv layers run per replicate and are
-compute-bound on CPU, so ``conv`` gains little. ``threads`` sets torch's
+fully connected and conv variants several times faster than the loop (figures in docs/neural.md).
+``threads`` sets torch's
 intra-op threads on every fit. It defaults to 1, as for the other neural families: on a busy
 shared machine 2 threads were up to 10x slower than 1 (spinning threads); on an idle one 2 threads
 are about 1.5x faster for the preset's network.
@@ -69,6 +71,8 @@ def _modules():
 
         Written as expand + reshape (+ edge padding): F.interpolate is far slower on CPU here."""
         B, C, h, w = y.shape
+        if size == (2 * h, 2 * w):  # interpolate's backward is ~2.5x faster than expand's sum-reduction
+            return F.interpolate(y, scale_factor=2, mode="nearest")
         y = y[:, :, :, None, :, None].expand(B, C, h, 2, w, 2).reshape(B, C, 2 * h, 2 * w)
         if size != (2 * h, 2 * w):
             y = F.pad(y, (0, size[1] - 2 * w, 0, size[0] - 2 * h), mode="replicate")
@@ -82,19 +86,21 @@ def _modules():
             self.R, self.d, self.L, self.arch = R, d, opts.latent_dim, opts.architecture
             h, L, c = opts.hidden, opts.latent_dim, opts.channels
             lin = lambda i, o: BLinear(R, i, o, gens, device)  # noqa: E731 - layer order = init draw order
+            # batched: grouped convolutions in fixed blocks of replicates (nets.BConv); loop: conv2d per replicate
+            conv = lambda i, o: BConv(R, i, o, gens, device, grouped=opts.batched == "auto")  # noqa: E731
             conv_enc = self.arch in ("conv", "asymmetric")
             if conv_enc:
                 H, W = image_shape
                 self.sizes = [(H, W), (H // 2, W // 2), (H // 4, W // 4)]
                 flat = 2 * c * self.sizes[2][0] * self.sizes[2][1]
-                self.enc_conv = nn.ModuleList([BConv(R, 1, c, gens, device), BConv(R, c, 2 * c, gens, device)])
+                self.enc_conv = nn.ModuleList([conv(1, c), conv(c, 2 * c)])
                 self.enc_fc = nn.ModuleList([lin(flat, h)])
             else:
                 self.enc_fc = nn.ModuleList([lin(d, h)] + ([lin(h, h)] if self.arch == "fc2" else []))
             self.enc_head = lin(h, 2 * L)
             if self.arch == "conv":
                 self.dec_fc = nn.ModuleList([lin(L, flat)])
-                self.dec_conv = nn.ModuleList([BConv(R, 2 * c, c, gens, device), BConv(R, c, 1, gens, device)])
+                self.dec_conv = nn.ModuleList([conv(2 * c, c), conv(c, 1)])
                 self.c = c
             else:
                 widths = [L, h] + ([h] if self.arch != "fc1" else []) + [d]
