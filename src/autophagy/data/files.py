@@ -28,6 +28,9 @@ from ..protocols import SourceInfo
 from ..rng import Streams
 
 FORMATS = (".npy", ".npz", ".csv")
+MAX_CSV_BYTES = 512 * 2**20  # larger text files are refused up front (parsing holds several copies): use .npy
+MAX_ARRAY_BYTES = 4 * 2**30  # a pool is held in memory by every worker
+MAX_ABS = 1e150  # beyond this, squares (variances, distances) overflow float64 to inf
 
 
 def _is_number(text: str) -> bool:
@@ -42,13 +45,20 @@ def read_csv(path: Path, shown: str) -> np.ndarray:
     """A numeric CSV as ``(N, C)`` floats; a first line that is not all numbers is taken as a header."""
     import pandas as pd
 
-    with open(path, newline="") as fh:
-        first = next((line for line in fh if line.strip()), None)
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise DataError("data.path", shown, f"a {size / 2**20:,.0f} MiB CSV: at most {MAX_CSV_BYTES // 2**20} MiB of "
+                        "text is read (convert it to .npy: numpy.save, which is read without parsing)")
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            first = next((line for line in fh if line.strip()), None)
+    except UnicodeDecodeError as exc:
+        raise DataError("data.path", shown, f"not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     if first is None:
         raise DataError("data.path", shown, "the file is empty (0 rows)")
     header = 0 if any(f.strip() and not _is_number(f.strip()) for f in first.split(",")) else None
     try:
-        frame = pd.read_csv(path, header=header, skipinitialspace=True, skip_blank_lines=True)
+        frame = pd.read_csv(path, header=header, skipinitialspace=True, skip_blank_lines=True, encoding="utf-8")
     except pd.errors.EmptyDataError:
         raise DataError("data.path", shown, "the file is empty (0 rows)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -70,11 +80,13 @@ def read_array(path: Path, shown: str, key: Optional[str]) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return read_csv(path, shown)
-    try:
-        loaded = np.load(path, allow_pickle=False)
+    try:  # .npy memory-mapped: its size is checked before anything is read
+        loaded = np.load(path, allow_pickle=False, mmap_mode="r" if suffix == ".npy" else None)
     except Exception as exc:  # noqa: BLE001 - any reader failure (truncated, pickled, not numpy) is a bad file
-        raise DataError("data.path", shown, f"not a readable {suffix} file ({type(exc).__name__}: {exc})") from None
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise DataError("data.path", shown, f"not a readable {suffix} file ({type(exc).__name__}: {first})") from None
     if suffix == ".npy":
+        _check_bytes(loaded, shown)
         return loaded
     with loaded as z:
         names = list(z.files)
@@ -86,14 +98,29 @@ def read_array(path: Path, shown: str, key: Optional[str]) -> np.ndarray:
             key = names[0]
         if key not in names:
             raise DataError("data.key", key, f"one of the arrays in {shown}: {', '.join(names)}")
-        return z[key]
+        try:
+            return z[key]
+        except Exception as exc:  # noqa: BLE001 - a truncated or pickled member
+            raise DataError("data.path", shown, f"array {key!r} is not readable ({type(exc).__name__})") from None
+
+
+def _check_bytes(x: np.ndarray, shown: str) -> None:
+    if x.nbytes > MAX_ARRAY_BYTES:
+        raise DataError("data.path", shown, f"{x.nbytes / 2**30:.1f} GiB of data (shape {x.shape}): at most "
+                        f"{MAX_ARRAY_BYTES / 2**30:.0f} GiB are loaded; subsample it (every worker holds the pool)")
 
 
 def validate(x: np.ndarray, shown: str, columns: Optional[list[int]]) -> np.ndarray:
     """Check the array and return it as ``(N, d)`` float64 (columns selected)."""
     x = np.asarray(x)
-    if x.dtype.kind not in "biuf":
+    if x.dtype.kind == "b":
+        raise DataError("data.path", shown, "boolean data (dtype bool); expected real numbers (cast 0/1 data to "
+                        "float if you mean it: noise-free points make a singular covariance)")
+    if x.dtype.kind not in "iuf":
         raise DataError("data.path", shown, f"non-numeric data (dtype {x.dtype}); expected real numbers")
+    if x.dtype == np.float16:
+        raise DataError("data.path", shown, "half-precision data (float16: about 3 digits, so distinct points round "
+                        "together and overflow past 65504); save it as float32 or float64")
     if x.ndim == 0 or x.ndim > 2:
         raise DataError("data.path", shown, f"expected a 1-D or 2-D array (rows x columns), got {x.ndim} dims "
                         f"with shape {x.shape}")
@@ -116,6 +143,11 @@ def validate(x: np.ndarray, shown: str, columns: Optional[list[int]]) -> np.ndar
     if problems:
         raise DataError("data.path", shown, "contains " + " and ".join(problems) + "; rows count from 0. "
                         "Remove or impute them")
+    big = np.abs(x) > MAX_ABS
+    if big.any():
+        row = int(np.flatnonzero(big.any(axis=1))[0])
+        raise DataError("data.path", shown, f"values up to {float(np.abs(x).max()):.3g} (first: row {row}) overflow "
+                        f"float64 when squared; rescale the data (|x| <= {MAX_ABS:g})")
     if x.shape[0] < 2:
         raise DataError("data.path", shown, f"need at least 2 rows, found {x.shape[0]}")
     return x

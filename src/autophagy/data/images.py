@@ -111,6 +111,10 @@ def _to_unit(x: np.ndarray, field: str, path: str) -> np.ndarray:
     """Scale integer (0..255) or float images to [0, 1]; floats above 1 are read as 0..255."""
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise DataError(field, path, f"images must be real numbers, got dtype {x.dtype}")
+    if x.dtype == np.float16:
+        raise DataError(field, path, "half-precision images (float16); save them as uint8, float32 or float64")
+    if x.size == 0:
+        raise DataError(field, path, f"the images hold no pixels (shape {x.shape})")
     x = x.astype(np.float64)
     if not np.all(np.isfinite(x)):
         raise DataError(field, path, "images contain NaN or infinite values")
@@ -190,6 +194,8 @@ class ImageFileSource:
         if key not in arrays:
             raise DataError("data.key", key, f"one of the arrays in {o.path}: {', '.join(arrays)}")
         x = arrays[key]
+        if x.size == 0 or (x.ndim >= 2 and 0 in x.shape[1:]):
+            raise DataError("data.key", key, f"images with at least one pixel; {o.path} holds shape {x.shape}")
         if x.ndim == 2:
             shape = o.image_shape
             side = int(round(np.sqrt(x.shape[1])))
