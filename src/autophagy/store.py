@@ -162,8 +162,17 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
     """Text cells a spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``) get a leading ``'``."""
     out = frame.copy()
     for col in out.columns:
-        if out[col].dtype == object or isinstance(out[col].dtype, pd.CategoricalDtype):
-            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_LEAD) else v)
+        series = out[col]
+        if isinstance(series.dtype, pd.CategoricalDtype):  # rename the categories: O(categories), not O(rows)
+            cats = [("'" + c) if isinstance(c, str) and c.startswith(_FORMULA_LEAD) else c for c in series.cat.categories]
+            if len(set(cats)) == len(cats):
+                out[col] = series.cat.rename_categories(cats)
+                continue
+            series = series.astype(object)
+        if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):  # pandas 3: dtype "str"
+            text = series.map(lambda v: isinstance(v, str) and v.startswith(_FORMULA_LEAD))
+            if text.any():
+                out[col] = series.where(~text, "'" + series.astype(object).where(text, ""))
     return out
 
 
@@ -401,7 +410,7 @@ class Store:
                     at += 1
                 if col not in metrics:
                     metrics[col] = metrics.run_id.map(dict(zip(runs.run_id, values)))
-            for frame, stem in ((metrics, "metrics"), (neutralise(runs), "runs")):
+            for frame, stem in ((neutralise(metrics), "metrics"), (neutralise(runs), "runs")):
                 target = self.dir / f"{stem}.{fmt}"
                 tmp = self.dir / f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{fmt}.tmp"
                 try:
