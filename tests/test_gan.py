@@ -1,6 +1,8 @@
 """The ``gan`` family: conformance (MLP and conv), truncation, the fully synthetic loop, warm start,
 checkpoints and bad options (one line naming the field, exit 2). Tiny networks in the default suite;
 the phenomenon tests that need a trained GAN are marked slow. Fixed seeds."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -95,35 +97,38 @@ def test_bad_options_one_line_exit_2(tmp_path, patch, field):
 
 
 # ---------------------------------------------------------------------------------- phenomena (trained GANs)
-def _ring_gan(R=2, steps=2500):
+def _ring_gan(R=2, steps=3000, latent=32):
     data = RING.sample(1000, Streams(0, R, -1, "data"))
-    fam = GANFamily(GANFamily.Options(train_steps=steps, hidden=128, layers=3, latent_dim=2), RING.info)
+    fam = GANFamily(GANFamily.Options(train_steps=steps, latent_dim=latent), RING.info)
     return fam, fam.fit(data, Streams(0, R, 0, "fit"))
 
 
 @pytest.mark.slow
 def test_truncation_lowers_recall_on_the_ring():
-    """MAD's ψ on a ring GAN: ψ = 0.5 covers fewer real points (recall) than ψ = 1. Precision does *not*
-    reliably rise here (see docs/neural.md: contracting z pulls samples onto the boundaries between the
-    latent cells of different modes), so only its direction-free size is recorded, not asserted."""
+    """MAD's ψ on a ring GAN (latent 32, 3,000 steps, R = 2; ~2 min): ψ = 0.5 covers fewer real points (recall
+    0.78 -> 0.65 measured) than ψ = 1, but precision does not rise (0.92 -> 0.90): contracting z towards the
+    latent mean, where the cells of the eight modes meet, keeps the bridges between modes (docs/neural.md, GAN).
+    The second assertion pins that finding; truncation's precision gain is tested on digits."""
     _, model = _ring_gan()
-    ref = RING.sample(500, Streams(0, 2, -1, "heldout"))
-    out = {lam: prd(ref, model.sample(500, Streams(0, 2, 1, "sample"), bias=lam)) for lam in (1.0, 0.5)}
-    assert out[0.5]["recall"].mean() < out[1.0]["recall"].mean() - 0.03, out
+    ref = RING.sample(1000, Streams(0, 2, -1, "heldout"))
+    out = {lam: prd(ref, model.sample(1000, Streams(0, 2, 1, "sample"), bias=lam)) for lam in (1.0, 0.5)}
+    assert out[0.5]["recall"].mean() < out[1.0]["recall"].mean() - 0.08, out
     assert out[1.0]["precision"].mean() > 0.85, out  # a trained GAN: most samples on the ring
+    assert out[0.5]["precision"].mean() < out[1.0]["precision"].mean() + 0.02, out
 
 
 @pytest.mark.slow
 def test_fully_synthetic_gan_loop_loses_modes():
-    """MAD's fully synthetic loop: a GAN retrained from scratch on its own samples drops modes."""
+    """MAD's fully synthetic loop with truncation (configs/mad_gan_ring.yaml at λ = 0.7, ~3 min on two idle
+    cores): a GAN retrained from scratch on its own truncated samples drops modes (mode-coverage 1 -> 0.625,
+    recall 0.87 -> 0.55 by generation 4, measured)."""
     import autophagy
 
-    cfg = {"seed": 0, "replicates": 2, "generations": 3,
-           "data": {"source": "mixture", "layout": "ring", "n_components": 8, "std": 0.2},
-           "model": {"family": "gan", "train_steps": 1500, "hidden": 64, "layers": 2, "latent_dim": 2},
-           "loop": {"policy": "replace", "n_real": 500},
-           "metrics": {"use": ["mode-coverage", "prd"], "n_eval": 1000, "n_heldout": 500}}
-    res = autophagy.run(cfg)
-    m = res.metrics
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "mad_gan_ring.yaml").read_text())
+    cfg.pop("grid")
+    cfg["sampling"] = {**cfg.get("sampling", {}), "bias": 0.7}
+    m = autophagy.run(cfg).metrics
+    cov = m[m.metric == "mode-coverage"].groupby("generation")["value"].mean()
     rec = m[m.metric == "recall"].groupby("generation")["value"].mean()
-    assert rec.iloc[-1] < rec.iloc[0] - 0.1, rec
+    assert cov.iloc[0] == 1.0 and cov.iloc[-1] < 0.9, cov
+    assert rec.iloc[-1] < rec.iloc[0] - 0.15, rec
