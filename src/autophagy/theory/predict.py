@@ -300,6 +300,7 @@ def _row_stats(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 WALK_METRICS = ("param.trace_cov",)  # the variance walk whose few-chain dominance carries the other moments
+WALK_SHARE = 0.1  # from the first generation where its Kish size is below this share of R
 
 
 def compare(config: Any, metrics: pd.DataFrame, threshold: float = 4.0, min_ess: float = 25.0,
@@ -325,7 +326,7 @@ def compare(config: Any, metrics: pd.DataFrame, threshold: float = 4.0, min_ess:
 
     Not tested (``dominated``): non-negative values whose Kish effective sample size (Σv)²/Σv² is below
     ``min_ess`` and below R/4 (the mean is carried by a few chains, as for σ²_g deep into a replace loop);
-    from the first generation where a run's ``param.trace_cov`` is so, its other non-negative metrics (shumailov_gaussian_collapse's
+    from the first generation where a run's ``param.trace_cov`` has a Kish size below R/10, its non-negative metrics (shumailov_gaussian_collapse's
     ‖μ_g − μ*‖² and W₂² at g > 78 were flagged at |z| ≈ 5-12 with a Kish size of 80-150: E‖μ_g − μ*‖² = Σ E σ²_k/n
     is held up by the same rare chains as E σ²_g); and rows with R − 1 ≤ threshold² (z0 can never reach the threshold). Deterministic metrics (se = 0)
     get z = 0 when they agree to 1e-9 (relative), ±inf otherwise.
@@ -361,12 +362,13 @@ def compare(config: Any, metrics: pd.DataFrame, threshold: float = 4.0, min_ess:
     # (functionals of the same variance walk: ‖μ_g − μ*‖² sums σ²_k/n) are too, from that generation on,
     # even where the sample cannot show it (their mean sits on chains rarer than 1/R)
     nonneg = out["vmin"] >= 0
-    first = out[kish & nonneg & out["metric"].isin(WALK_METRICS)].groupby("run_id")["generation"].min()
+    thin = nonneg & (out["vsq"] > 0) & (ess < WALK_SHARE * R)  # the walk's mean sits on < 10 % of the chains
+    first = out[thin & out["metric"].isin(WALK_METRICS)].groupby("run_id")["generation"].min()
     start = out["run_id"].map(first)
     walk = nonneg & ~kish & (out["generation"] >= start.fillna(np.inf))
     out["untested"] = np.where(kish, [f"Kish effective chains {e:.1f} < {min_ess:g}" for e in ess],
-                               np.where(walk, [f"the run's variance walk is carried by few chains from generation "
-                                               f"{s:.0f} (Kish)" for s in start.fillna(-1)],
+                               np.where(walk, [f"the run's variance walk is carried by < 10 % of its chains from "
+                                               f"generation {s:.0f} (Kish)" for s in start.fillna(-1)],
                                         np.where(few, [f"R = {r}: |z0| < √(R − 1) cannot exceed {threshold:g}"
                                                        for r in R], "")))
     out["dominated"] = kish | walk | few
