@@ -5,9 +5,9 @@ engine and on a Dask ``LocalCluster``; times include starting the pool / cluster
 user waits for:
 
 * ``sweep``: a 16-point closed-form grid (Gaussian, d = 10, augment / fresh / accumulate / replace x
-  4 seeds, R = 256, 30 generations, sliced-Wasserstein recorded);
-* ``large``: one run with R = 100,000 replicates (1-D Gaussian, augment, n = 50, 10 generations),
-  split by replicate block over the workers.
+  4 seeds, R = 256, 15 generations, sliced-Wasserstein recorded);
+* ``large``: one run with R = 100,000 replicates (2-D Gaussian, augment, n = 50, 10 generations,
+  variance-ratio on 100 samples, so the sample path runs), split by replicate block over the workers.
 
 It also reports Dask's per-task overhead (round trip of an empty task on the same cluster) and checks
 that every engine gave bit-identical metrics. Speed-ups are ratios measured in the same run, so the
@@ -27,13 +27,13 @@ import numpy as np
 
 import autophagy
 
-SWEEP = {"name": "sweep", "seed": 0, "replicates": 256, "generations": 30,
+SWEEP = {"name": "sweep", "seed": 0, "replicates": 256, "generations": 15,
          "data": {"source": "gaussian", "dim": 10}, "model": {"family": "gaussian"},
          "loop": {"policy": "augment", "n_real": 100}, "metrics": {"use": ["sliced-wasserstein"], "n_eval": 100},
          "grid": {"loop.policy": ["augment", "fresh", "accumulate", "replace"], "seed": [0, 1, 2, 3]}}
 LARGE = {"name": "large", "seed": 0, "replicates": 100_000, "generations": 10,
-         "data": {"source": "gaussian", "dim": 1}, "model": {"family": "gaussian"},
-         "loop": {"policy": "augment", "n_real": 50}}
+         "data": {"source": "gaussian", "dim": 2}, "model": {"family": "gaussian"},
+         "loop": {"policy": "augment", "n_real": 50}, "metrics": {"use": ["variance-ratio"], "n_eval": 100, "n_heldout": 100}}
 
 
 def timed(cfg, **kw) -> tuple[float, np.ndarray]:

@@ -21,6 +21,7 @@ import os
 import queue as queue_mod
 import time
 from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +29,15 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import AutophagyError, ConfigError
 from .rng import BLOCK
 from .spec import RunSpec
 
 ENGINES = ("serial", "processes", "dask")
+
+
+class SweepError(AutophagyError):
+    """The executor itself failed (a worker died); one line, exit 2."""
 
 
 @dataclass(frozen=True)
@@ -296,7 +301,11 @@ def execute(shards: list[Shard], engine, on_result: Callable[[Shard, ShardResult
             done, pending = engine.wait(pending, poll)
             engine.drain()
             for fut in done:
-                result = fut.result()  # re-raises a worker's error
+                try:
+                    result = fut.result()  # re-raises a worker's error
+                except BrokenProcessPool:
+                    raise SweepError("a worker process died (killed, out of memory, or a script that starts a study "
+                                     "without `if __name__ == \"__main__\":`, which spawned workers need)") from None
                 engine.drain()  # its last generation's events before its result
                 on_result(by_future[fut], result)
         engine.drain()
