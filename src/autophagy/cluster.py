@@ -36,6 +36,7 @@ def slurm_cluster(jobs: int = 1, *, cores: int = 1, memory: str = "4GB", walltim
         from .errors import ConfigError
 
         raise ConfigError("--engine", "dask", "", problem="SLURM needs dask-jobqueue: pip install 'autophagy[dask]'") from None
+    kwargs.setdefault("scheduler_options", {"dashboard_address": ":0"})  # any free port, not a clash on 8787
     directives = list(job_extra_directives or [])
     worker_extra = list(kwargs.pop("worker_extra_args", []))
     if gpus:
