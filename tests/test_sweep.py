@@ -429,3 +429,20 @@ def test_progress_keeps_grid_values_and_prints_plain_lines_off_a_terminal():
     lines = buf.getvalue().strip().splitlines()
     assert lines[0].startswith("[0:00]") and "eta" in lines[0] and "gaussian[loop.policy=augment] gen 0/2" in lines[0]
     assert lines[-1].endswith("(0/2 runs)") and len(shards) == 4
+
+
+def test_a_run_that_records_no_metric_still_finishes(tmp_path, monkeypatch):
+    """A plug-in model without param_metrics and no metrics listed: the run is done (was: never marked done)."""
+    (tmp_path / "bare_plugin.py").write_text(
+        "import numpy as np\n"
+        "class Bare:\n"
+        "    def fit(self, x, rng):\n        self.mu = x.mean(0)\n"
+        "    def sample(self, m, rng, bias=1.0):\n        return self.mu + rng.standard_normal((m, self.mu.shape[0]))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = {"seed": 0, "replicates": 70, "generations": 1, "data": {"source": "gaussian", "dim": 2},
+           "model": {"family": "bare_plugin:Bare"}, "loop": {"policy": "replace", "n_real": 10}}
+    res = autophagy.run(cfg, out=tmp_path / "o")
+    assert len(res.metrics) == 0
+    runs = autophagy.load(tmp_path / "o").runs
+    assert list(runs.status) == ["done"]
+    assert autophagy.run(cfg, out=tmp_path / "o").reused == list(res.runs.run_id)

@@ -224,12 +224,15 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
         shards += split(s, blocks, pieces, str(out) if out is not None else None)
     computed: dict[str, dict[int, dict]] = {}
     seconds: dict[str, float] = {}
+    covered: dict[str, int] = {}  # replicates computed in this call, per run
 
     def on_result(shard: Shard, res: ShardResult) -> None:
         computed.setdefault(shard.spec.run_id, {})[shard.start] = res.values
         seconds[shard.spec.run_id] = seconds.get(shard.spec.run_id, 0.0) + res.seconds
+        covered[shard.spec.run_id] = covered.get(shard.spec.run_id, 0) + shard.stop - shard.start
         if store:
-            store.save_block(shard.spec.run_id, shard.start, res.values, res.seconds, shard.spec.config.replicates)
+            store.save_block(shard.spec.run_id, shard.start, shard.stop, res.values, res.seconds,
+                             shard.spec.config.replicates)
         if progress:
             progress.finished(shard.key)
 
@@ -244,10 +247,8 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
         raise Interrupted(done, len(unique), Path(out) if out is not None else None) from None
     frames, runs = [], []
     for s in unique:
-        mine = computed.get(s.run_id, {})
-        covered = sum(next(iter(v.values())).shape[1] for v in mine.values()) if mine else 0
-        if mine and covered == s.config.replicates:
-            values = join_blocks(mine)
+        if covered.get(s.run_id, 0) == s.config.replicates:
+            values = join_blocks(computed[s.run_id])
         else:  # finished earlier, resumed from stored blocks, or another version's rows (reuse_any_version)
             values = store.values(alias.get(s.run_id, s.run_id))
         frames.append(long_frame(s.run_id, values))

@@ -341,12 +341,12 @@ class Store:
         with self._write() as con:
             con.executemany("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?, ?)", _arrays(run_id, start, values, generation))
 
-    def save_block(self, run_id: str, start: int, values: dict[str, np.ndarray], seconds: float, total: int) -> bool:
-        """A finished replicate block's rows, in one transaction; marks the run done when its ``total``
-        replicates are all in. Returns whether the run is now done."""
+    def save_block(self, run_id: str, start: int, stop: int, values: dict[str, np.ndarray], seconds: float,
+                   total: int) -> bool:
+        """Replicates ``start..stop-1`` of a run, finished: their arrays in one transaction; marks the run done
+        when its ``total`` replicates are all in (also for a run that records no metric). Returns whether it is."""
         from datetime import datetime, timezone
 
-        stop = start + next(iter(values.values())).shape[1] if values else start
         with self._write() as con:
             con.executemany("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?, ?)", _arrays(run_id, start, values))
             con.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?)", (run_id, start, stop, seconds))
