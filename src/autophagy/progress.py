@@ -120,8 +120,7 @@ class SweepProgress:
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TimeRemainingColumn(), console=self.console, transient=True)
         self.bar.start()
-        self.main_task = self.bar.add_task("sweep", total=self.total_units)
-        self.bar.tasks[0].completed = self.done_units
+        self.main_task = self.bar.add_task("sweep", total=self.total_units, completed=self.done_units)
 
     def _line(self, final: bool = False) -> None:
         self.last_line = time.perf_counter()
