@@ -238,6 +238,37 @@ def test_kde_log_prob_chunking(monkeypatch):
     np.testing.assert_allclose(model.log_prob(x), direct, rtol=1e-10)
 
 
+def test_kde_growing_pool_log_prob_is_incremental_and_equal():
+    """accumulate with a fixed bandwidth: each generation's pool extends the last in one read-only buffer,
+    and log_prob of the same held-out points adds only the new points' kernels -- equal to the full
+    logsumexp up to rounding; a pool that is not such an extension (new buffer, other h) recomputes."""
+    R, d = 3, 2
+    buf = gaussian_data(R, 60, d=d)
+    buf.flags.writeable = False
+    x = gaussian_data(R, 9, d=d, role="x")
+    family = KDEFamily(KDEFamily.Options(bandwidth=0.3), GAUSS2)
+    calls = []
+    real = kde_mod._logsumexp_kernels
+
+    def spy(pool, pts, h):
+        calls.append(pool.shape[1])
+        return real(pool, pts, h)
+
+    kde_mod._logsumexp_kernels = spy
+    try:
+        for n in (20, 30, 45, 60):
+            model = family.fit(buf[:, :n], None)
+            fresh = KDEModel(np.array(buf[:, :n]), model.h)
+            np.testing.assert_allclose(model.log_prob(x), fresh.log_prob(x), rtol=1e-13, atol=0)
+        assert calls == [20, 20, 10, 30, 15, 45, 15, 60]  # incremental: 20, then 10, 15, 15 new points
+        other = family.fit(np.array(buf[:, :60]), None)  # a writable copy: not an extension, full sum
+        calls.clear()
+        other.log_prob(x)
+        assert calls == [60]
+    finally:
+        kde_mod._logsumexp_kernels = real
+
+
 def test_kde_fixed_bandwidth_refit_oracle():
     """Refit with fixed h on m biased samples: E[trace_cov'] = (1 − 1/m)(tr C + λh²d) + h²d, C the pool's 1/n covariance.
 
