@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from autophagy import image_metrics as im
+from autophagy.metrics import images as im
 from autophagy.data.images import BinomialGridSource, DigitsSource, ImageFileSource
 from autophagy.errors import ConfigError, DataError
 from autophagy.rng import Streams

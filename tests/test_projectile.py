@@ -7,7 +7,8 @@ from scipy.integrate import solve_ivp
 
 from autophagy import correction
 from autophagy.data.projectile import Dynamics, ProjectileSource
-from autophagy.domain_metrics import DOMAIN_METRICS, dynamics_residual
+from autophagy.metrics import METRICS
+from autophagy.metrics.domain import dynamics_residual
 from autophagy.errors import ConfigError
 from autophagy.rng import Streams
 
@@ -75,7 +76,7 @@ def test_dynamics_residual_oracle():
     r2 = src.dynamics.residual(x) ** 2
     expected = sigma ** 2 * 16 / 20
     assert abs(r2.mean() - expected) < 4 * r2.std() / np.sqrt(r2.size)
-    out = DOMAIN_METRICS["dynamics-residual"](None, x, info=src.info)
+    out = METRICS["dynamics-residual"](None, x, info=src.info)
     assert out["dynamics-residual"].shape == (4,)
     np.testing.assert_allclose(out["dynamics-residual"], src.dynamics.residual(x).mean(1))
     clean = src.sample(30, Streams(0, 2, -1, "data"))

@@ -14,7 +14,7 @@ from autophagy.errors import AutophagyError, ConfigError
 from autophagy.models import decoding
 from autophagy.models.ngram import NGramFamily, NGramModel
 from autophagy.rng import Streams
-from autophagy import text_metrics as tm
+from autophagy.metrics import text as tm
 from autophagy.testing import check_family
 
 SMALL = {"vocab": 12, "order": 1, "seq_len": 6}

@@ -1,9 +1,10 @@
 """Literal name -> object tables. Entries are ``"module:attribute"`` strings imported lazily,
 so importing autophagy never imports torch or a family nobody uses.
 
-Lookup order for a name: the built-in table, then installed entry points (groups
-``autophagy.families``, ``autophagy.sources``, ``autophagy.metrics``), then a
-``"package.module:Attribute"`` import path.
+Lookup order for a source or family name: the built-in table, then installed entry points (groups
+``autophagy.families``, ``autophagy.sources``), then a ``"package.module:Attribute"`` import path.
+Metrics are looked up by ``autophagy.metrics.registry``: the built-in records, then entry points of
+the group ``autophagy.metrics`` (``entry_points`` / ``load_entry_point`` below).
 """
 from __future__ import annotations
 
@@ -67,15 +68,29 @@ def import_path(path: str, field: str) -> Any:
     return obj
 
 
-def _entry_point(group: str, name: str) -> Any | None:
+def entry_points(group: str) -> dict[str, metadata.EntryPoint]:
+    """The installed entry points of ``group`` by name, not yet imported (the first of duplicate names wins)."""
     try:
         eps = metadata.entry_points(group=group)
     except Exception:  # pragma: no cover - broken environments
-        return None
+        return {}
+    out: dict[str, metadata.EntryPoint] = {}
     for ep in eps:
-        if ep.name == name:
-            return ep.load()
-    return None
+        out.setdefault(ep.name, ep)
+    return out
+
+
+def load_entry_point(ep: metadata.EntryPoint, field: str) -> Any:
+    """Import what an entry point names; a plug-in that fails to import is a ConfigError on ``field``."""
+    try:
+        return ep.load()
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(field, ep.value, f"an importable entry point ({type(exc).__name__}: {exc})") from None
+
+
+def _entry_point(group: str, name: str) -> Any | None:
+    ep = entry_points(group).get(name)
+    return ep.load() if ep is not None else None
 
 
 def resolve(kind: str, name: str, field: str) -> Any:

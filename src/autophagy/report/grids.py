@@ -18,7 +18,7 @@ def save_generation_grid(grid_dir: Path, generation: Union[int, str], images: np
 
     Written to a temporary name and renamed, so an interrupted run never leaves a truncated PNG.
     """
-    from ..image_metrics import save_grid
+    from ..metrics.images import save_grid
 
     name = f"gen{generation:04d}" if isinstance(generation, (int, np.integer)) else str(generation)
     grid_dir = Path(grid_dir)

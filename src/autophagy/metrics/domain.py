@@ -1,7 +1,5 @@
 """Domain metrics that show the curation / correction trade-off, with the signature of
-``autophagy.metrics``::
-
-    name(reference, samples, *, model=None, info=None, streams=None, **options) -> {key: (R,) array}
+``autophagy.metrics.base``:
 
 * ``reward-mean`` (quality as the curator sees it): the mean reward of the samples, with the
   reward options of curation (``reward``, ``target``, ``radius``, ``class``; see
@@ -11,38 +9,15 @@
   the RMS distance from a trajectory to the nearest physically valid one (the least-squares
   re-simulation, ``autophagy.data.projectile.Dynamics.residual``); 0 for noise-free real data.
 
-``DOMAIN_METRICS`` maps names to functions and ``DOMAIN_OPTIONS`` names to their option models;
-``autophagy.metrics`` merges both into ``METRICS`` / ``OPTIONS``.
+Both check their source before the first fit: the reward against the data dimension, the residual that
+the source is the projectile one.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
-from pydantic import ValidationError
 
-from .errors import ConfigError
-from .options import Options
-from .rewards import RewardOptions, build_reward
-
-
-class ResidualOptions(Options):
-    pass
-
-
-DOMAIN_OPTIONS: dict[str, type[Options]] = {"reward-mean": RewardOptions, "dynamics-residual": ResidualOptions}
-
-
-def _options(name: str, options: dict) -> Options:
-    cls = DOMAIN_OPTIONS[name]
-    try:
-        return cls.model_validate(options)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = str(err["loc"][0]) if err["loc"] else "?"
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(f"metrics.{name}", key, "one of " + (", ".join(cls.model_fields) or "no options")) from None
-        raise ConfigError(f"metrics.{name}.{key}", options.get(key), err["msg"]) from None
+from ..rewards import RewardOptions, build_reward
+from .base import Metric, NoOptions, parse
 
 
 def reward_mean(reference, samples, *, model=None, info=None, streams=None, **options) -> dict:
@@ -53,17 +28,30 @@ def reward_mean(reference, samples, *, model=None, info=None, streams=None, **op
     """
     if info is None:
         raise TypeError("metric 'reward-mean' needs info=SourceInfo(...) (the data dimension and kind)")
-    reward = build_reward(_options("reward-mean", options), info, "metrics.reward-mean")
+    reward = build_reward(parse(RewardOptions, "reward-mean", options), info, "metrics.reward-mean")
     return {"reward-mean": np.asarray(reward(np.asarray(samples, dtype=float), model=model), dtype=float).mean(axis=1)}
 
 
 def dynamics_residual(reference, samples, *, model=None, info=None, streams=None, **options) -> dict:
     """Mean per-sample RMS residual of the projectile dynamics: ``(R, m, 2T)`` -> ``{"dynamics-residual": (R,)}``."""
-    from .data.projectile import Dynamics
+    from ..data.projectile import Dynamics
 
-    _options("dynamics-residual", options)
+    parse(NoOptions, "dynamics-residual", options)
     dyn = Dynamics.from_info(info, "metrics.dynamics-residual")
     return {"dynamics-residual": dyn.residual(np.asarray(samples, dtype=float)).mean(axis=1)}
 
 
-DOMAIN_METRICS: dict[str, Callable[..., dict]] = {"reward-mean": reward_mean, "dynamics-residual": dynamics_residual}
+def _check_reward(o: RewardOptions, info, has_log_prob: bool) -> None:  # a target of the wrong dimension fails here
+    build_reward(o, info, "metrics.reward-mean")
+
+
+def _check_dynamics(o, info, has_log_prob: bool) -> None:
+    from ..data.projectile import Dynamics
+
+    Dynamics.from_info(info, "metrics.dynamics-residual")
+
+
+METRICS = (
+    Metric("reward-mean", reward_mean, options=RewardOptions, check=_check_reward),
+    Metric("dynamics-residual", dynamics_residual, check=_check_dynamics),
+)

@@ -1,10 +1,8 @@
 """Image metrics for the VAE chains of Tarchi (2024) and for digit images, plus sample grids.
 
-Every metric has the engine's signature ::
-
-    fn(reference (R, n, d), samples (R, m, d), *, model=None, info=None, streams=None, **options) -> {key: (R,)}
-
-with images flattened to d = H·W (shape in ``info.image_shape``), values in [0, 1].
+Every metric has the signature of ``autophagy.metrics.base``, with images flattened to d = H·W (shape in
+``info.image_shape``), values in [0, 1]. ``distribution-difference`` declares image data only; the
+others also take plain vectors (the digit metrics: 64-dimensional ones, read as 8×8 digits).
 
 * ``variability`` (diversity; Tarchi's "variability"): mean squared pixel difference between two
   distinct images of a set, computed exactly over all pairs (= 2 Σ_pixels Var / d, unbiased
@@ -26,14 +24,11 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from pydantic import Field, PositiveInt, ValidationError
+from pydantic import Field, PositiveInt
 
-from .errors import ConfigError
-from .options import Options
-
-
-class _NoOptions(Options):
-    pass
+from ..errors import ConfigError
+from ..options import Options
+from .base import IMAGES, VECTORS, Metric, NoOptions, floats, parse
 
 
 class DistributionOptions(Options):
@@ -46,31 +41,6 @@ class FeatureOptions(Options):
 
 class PROptions(FeatureOptions):
     k: PositiveInt = Field(3, description="k of the k-NN radii")
-
-
-IMAGE_METRIC_OPTIONS: dict[str, type[Options]] = {
-    "variability": _NoOptions, "distribution-difference": DistributionOptions, "digit-frechet": FeatureOptions,
-    "digit-precision-recall": PROptions, "class-distribution": FeatureOptions,
-}
-
-
-def _parse(name: str, options: dict):
-    try:
-        return IMAGE_METRIC_OPTIONS[name](**options)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = str(err["loc"][0]) if err["loc"] else "?"
-        if err["type"] == "extra_forbidden":
-            valid = ", ".join(IMAGE_METRIC_OPTIONS[name].model_fields) or "no options"
-            raise ConfigError(f"metrics.{name}", key, f"one of: {valid}") from None
-        raise ConfigError(f"metrics.{name}.{key}", options.get(key), err["msg"]) from None
-
-
-def _floats(x, what: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 3:
-        raise ValueError(f"{what} must have shape (R, n, d), got {x.shape}")
-    return x
 
 
 def _image_shape(info, name: str, d: int) -> tuple[int, int]:
@@ -88,8 +58,8 @@ def pairwise_mse(x: np.ndarray) -> np.ndarray:
 
 def variability(reference, samples, *, model=None, info=None, streams=None, **options) -> dict:
     """Diversity (Tarchi's variability): ``{"variability": (R,), "variability-ratio": samples / reference}``."""
-    _parse("variability", options)
-    v_s, v_r = pairwise_mse(_floats(samples, "samples")), pairwise_mse(_floats(reference, "reference"))
+    parse(NoOptions, "variability", options)
+    v_s, v_r = pairwise_mse(floats(samples, "samples")), pairwise_mse(floats(reference, "reference"))
     return {"variability": v_s, "variability-ratio": v_s / np.where(v_r > 0, v_r, np.nan)}
 
 
@@ -132,8 +102,8 @@ def distribution_difference(reference, samples, *, model=None, info=None, stream
     ``cluster-concentration``, each ``(R,)``. With m samples, even a perfect model scores about
     ½ Σ_k sqrt(2 p_k (1 − p_k) / (π m)) (sampling noise), so compare across generations, not to 0.
     """
-    o = _parse("distribution-difference", options)
-    y = _floats(samples, "samples")
+    o = parse(DistributionOptions, "distribution-difference", options)
+    y = floats(samples, "samples")
     shape = _image_shape(info, "distribution-difference", y.shape[-1])
     truth = dict(getattr(info, "truth", {}) or {})
     c = o.cluster or int(truth.get("cluster", 3))
@@ -143,7 +113,7 @@ def distribution_difference(reference, samples, *, model=None, info=None, stream
         ref_r = _binomial_pmf(int(truth["row_trials"]), float(truth["row_prob"]))[None]
         ref_c = _binomial_pmf(int(truth["col_trials"]), float(truth["col_prob"]))[None]
     else:
-        r_row, r_col, _ = locate_square(_floats(reference, "reference"), shape, c)
+        r_row, r_col, _ = locate_square(floats(reference, "reference"), shape, c)
         ref_r, ref_c = _hist(r_row, bins_r), _hist(r_col, bins_c)
     tv_r = 0.5 * np.abs(_hist(row, bins_r) - ref_r).sum(-1)
     tv_c = 0.5 * np.abs(_hist(col, bins_c) - ref_c).sum(-1)
@@ -154,7 +124,7 @@ def distribution_difference(reference, samples, *, model=None, info=None, stream
 # --------------------------------------------------------------------------- digit features
 def _features(x: np.ndarray, info, cache_dir: Optional[str], what: str):
     """``(R, n, d)`` images -> the feature network and ``(R, n, 64)`` digit-resolution images."""
-    from .features import digit_features, to_digit_resolution
+    from ..features import digit_features, to_digit_resolution
 
     net = digit_features(Path(cache_dir) if cache_dir else None)
     shape = getattr(info, "image_shape", None)
@@ -181,9 +151,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def digit_frechet(reference, samples, *, model=None, info=None, streams=None, **options) -> dict:
     """Distance: Fréchet distance of digit features (an offline, 8×8 stand-in for FID) -> ``{"digit-frechet": (R,)}``."""
-    o = _parse("digit-frechet", options)
-    net, x = _features(_floats(reference, "reference"), info, o.cache_dir, "digit-frechet")
-    _, y = _features(_floats(samples, "samples"), info, o.cache_dir, "digit-frechet")
+    o = parse(FeatureOptions, "digit-frechet", options)
+    net, x = _features(floats(reference, "reference"), info, o.cache_dir, "digit-frechet")
+    _, y = _features(floats(samples, "samples"), info, o.cache_dir, "digit-frechet")
     fx = net.embed(x.reshape(-1, 64)).reshape(*x.shape[:2], -1)
     fy = net.embed(y.reshape(-1, 64)).reshape(*y.shape[:2], -1)
     return {"digit-frechet": frechet_distance(fx, fy)}
@@ -201,9 +171,9 @@ def digit_precision_recall(reference, samples, *, model=None, info=None, streams
     precision = share of samples inside some reference point's k-NN ball; recall = share of
     reference points inside some sample's k-NN ball. -> ``{"digit-precision", "digit-recall"}``.
     """
-    o = _parse("digit-precision-recall", options)
-    net, x = _features(_floats(reference, "reference"), info, o.cache_dir, "digit-precision-recall")
-    _, y = _features(_floats(samples, "samples"), info, o.cache_dir, "digit-precision-recall")
+    o = parse(PROptions, "digit-precision-recall", options)
+    net, x = _features(floats(reference, "reference"), info, o.cache_dir, "digit-precision-recall")
+    _, y = _features(floats(samples, "samples"), info, o.cache_dir, "digit-precision-recall")
     prec, rec = np.empty(len(x)), np.empty(len(x))
     for r in range(len(x)):
         fx, fy = net.embed(x[r]), net.embed(y[r])
@@ -220,20 +190,33 @@ def class_distribution(reference, samples, *, model=None, info=None, streams=Non
     Returns ``class-distribution`` (TV, (R,)) and ``class-entropy`` (entropy of the samples'
     predicted classes in nats; log 10 ≈ 2.30 for balanced digits).
     """
-    o = _parse("class-distribution", options)
-    net, x = _features(_floats(reference, "reference"), info, o.cache_dir, "class-distribution")
-    _, y = _features(_floats(samples, "samples"), info, o.cache_dir, "class-distribution")
+    o = parse(FeatureOptions, "class-distribution", options)
+    net, x = _features(floats(reference, "reference"), info, o.cache_dir, "class-distribution")
+    _, y = _features(floats(samples, "samples"), info, o.cache_dir, "class-distribution")
     px = _hist(net.classify(x.reshape(-1, 64)).argmax(1).reshape(x.shape[:2]), 10)
     py = _hist(net.classify(y.reshape(-1, 64)).argmax(1).reshape(y.shape[:2]), 10)
     ent = -(py * np.log(np.where(py > 0, py, 1.0))).sum(-1)
     return {"class-distribution": 0.5 * np.abs(px - py).sum(-1), "class-entropy": ent}
 
 
-IMAGE_METRICS = {
-    "variability": variability, "distribution-difference": distribution_difference,
-    "digit-frechet": digit_frechet, "digit-precision-recall": digit_precision_recall,
-    "class-distribution": class_distribution,
-}
+def _cache_check(name: str):
+    """A check that a digit metric's feature cache stays in the user cache or results/ (``features.check_cache_dir``)."""
+    def check(o: FeatureOptions, info, has_log_prob: bool) -> None:
+        if o.cache_dir:
+            from ..features import check_cache_dir
+
+            check_cache_dir(o.cache_dir, f"metrics.{name}.cache_dir")
+    return check
+
+
+METRICS = (
+    Metric("variability", variability),
+    Metric("distribution-difference", distribution_difference, kinds=IMAGES, options=DistributionOptions),
+    Metric("digit-frechet", digit_frechet, options=FeatureOptions, check=_cache_check("digit-frechet")),
+    Metric("digit-precision-recall", digit_precision_recall, options=PROptions,
+           check=_cache_check("digit-precision-recall")),
+    Metric("class-distribution", class_distribution, options=FeatureOptions, check=_cache_check("class-distribution")),
+)
 
 
 # --------------------------------------------------------------------------- sample grids

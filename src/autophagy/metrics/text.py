@@ -17,23 +17,18 @@
 * ``zipf-exponent`` (shape): least-squares slope of −log frequency on log rank of generated tokens.
 * ``seq-length``: mean number of non-padding tokens per sequence.
 
-``TEXT_METRICS`` / ``TEXT_OPTIONS`` are merged into ``autophagy.metrics``; ``check(name, info)`` is
-what ``metrics.check_applicable`` calls for token data.
+Each applies to token data only (``kinds={"tokens"}``); ``exact-kl`` declares that it reads the source's
+``window_law`` and ``heldout-ppl`` that it needs ``log_prob`` (``autophagy.metrics.base``).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
-from pydantic import Field, PositiveInt, ValidationError
+from pydantic import Field, PositiveInt
 
-from .errors import ConfigError
-from .options import Options
-from .protocols import PAD
-
-
-class _None(Options):
-    pass
+from ..errors import ConfigError
+from ..options import Options
+from ..protocols import PAD
+from .base import TOKENS, Metric, NoOptions, parse
 
 
 class DistinctOptions(Options):
@@ -42,26 +37,6 @@ class DistinctOptions(Options):
 
 class TailOptions(Options):
     n: PositiveInt = Field(2, le=8, description="n-gram order of the tail")
-
-
-TEXT_OPTIONS: dict[str, type[Options]] = {
-    "exact-kl": _None, "heldout-ppl": _None, "text-entropy": _None, "distinct-n": DistinctOptions,
-    "tail-coverage": TailOptions, "zipf-exponent": _None, "seq-length": _None}
-
-
-def _opts(name: str, options: dict) -> Options:
-    try:
-        return TEXT_OPTIONS[name].model_validate(options)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = str(err["loc"][0]) if err["loc"] else "?"
-        raise ConfigError(f"metrics.{name}.{key}", options.get(key), err["msg"]) from None
-
-
-def check(name: str, info) -> None:
-    """Raise ``ConfigError`` if text metric ``name`` cannot apply to this source."""
-    if name == "exact-kl" and "window_law" not in (info.truth or {}):
-        raise ConfigError("metrics", name, "a source with a known law (markov-text); use heldout-ppl")
 
 
 def _tokens(x) -> np.ndarray:
@@ -93,7 +68,7 @@ def _vocab(info, *xs) -> int:
 
 def exact_kl(reference, samples, *, model=None, info=None, streams=None, **options) -> dict:
     """Exact per-token KL and cross-entropy of a finite-context model to a markov-text source."""
-    _opts("exact-kl", options)
+    parse(NoOptions, "exact-kl", options)
     h = getattr(model, "context_length", None)
     if h is None or not hasattr(model, "next_logp"):
         raise ConfigError("metrics", "exact-kl", "a model family with a finite context (ngram); use heldout-ppl")
@@ -116,7 +91,7 @@ def exact_kl(reference, samples, *, model=None, info=None, streams=None, **optio
 
 
 def heldout_ppl(reference, samples, *, model=None, info=None, streams=None, **options) -> dict:
-    _opts("heldout-ppl", options)
+    parse(NoOptions, "heldout-ppl", options)
     ref = _tokens(reference)
     if not hasattr(model, "log_prob"):
         raise ConfigError("metrics", "heldout-ppl", "a model family with log_prob")
@@ -136,7 +111,7 @@ def _unigram_freq(x: np.ndarray, V: int) -> np.ndarray:
 
 
 def text_entropy(reference, samples, *, model=None, info=None, streams=None, **options) -> dict:
-    _opts("text-entropy", options)
+    parse(NoOptions, "text-entropy", options)
     x = _tokens(samples)
     f = _unigram_freq(x, _vocab(info, x))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -144,7 +119,7 @@ def text_entropy(reference, samples, *, model=None, info=None, streams=None, **o
 
 
 def distinct_n(reference, samples, *, model=None, info=None, streams=None, **options) -> dict:
-    o = _opts("distinct-n", options)
+    o = parse(DistinctOptions, "distinct-n", options)
     x = _tokens(samples)
     V = _vocab(info, x)
     out = {}
@@ -159,7 +134,7 @@ def distinct_n(reference, samples, *, model=None, info=None, streams=None, **opt
 
 
 def tail_coverage(reference, samples, *, model=None, info=None, streams=None, **options) -> dict:
-    o = _opts("tail-coverage", options)
+    o = parse(TailOptions, "tail-coverage", options)
     ref, x = _tokens(reference), _tokens(samples)
     V = _vocab(info, ref, x)
     rid, sid = _ngram_ids(ref, o.n, V), _ngram_ids(x, o.n, V)
@@ -172,7 +147,7 @@ def tail_coverage(reference, samples, *, model=None, info=None, streams=None, **
 
 
 def zipf_exponent(reference, samples, *, model=None, info=None, streams=None, **options) -> dict:
-    _opts("zipf-exponent", options)
+    parse(NoOptions, "zipf-exponent", options)
     x = _tokens(samples)
     f = -np.sort(-_unigram_freq(x, _vocab(info, x)), axis=1)
     out = np.full(x.shape[0], np.nan)
@@ -184,11 +159,18 @@ def zipf_exponent(reference, samples, *, model=None, info=None, streams=None, **
 
 
 def seq_length(reference, samples, *, model=None, info=None, streams=None, **options) -> dict:
-    _opts("seq-length", options)
+    parse(NoOptions, "seq-length", options)
     x = _tokens(samples)
     return {"seq-length": (x != PAD).sum(-1).mean(-1).astype(float)}
 
 
-TEXT_METRICS: dict[str, Callable[..., dict]] = {
-    "exact-kl": exact_kl, "heldout-ppl": heldout_ppl, "text-entropy": text_entropy, "distinct-n": distinct_n,
-    "tail-coverage": tail_coverage, "zipf-exponent": zipf_exponent, "seq-length": seq_length}
+METRICS = (
+    Metric("exact-kl", exact_kl, kinds=TOKENS,
+           truth={"window_law": "a source with a known law (markov-text); use heldout-ppl"}),
+    Metric("heldout-ppl", heldout_ppl, kinds=TOKENS, needs=frozenset({"log_prob"})),
+    Metric("text-entropy", text_entropy, kinds=TOKENS),
+    Metric("distinct-n", distinct_n, kinds=TOKENS, options=DistinctOptions),
+    Metric("tail-coverage", tail_coverage, kinds=TOKENS, options=TailOptions),
+    Metric("zipf-exponent", zipf_exponent, kinds=TOKENS),
+    Metric("seq-length", seq_length, kinds=TOKENS),
+)
