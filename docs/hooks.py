@@ -3,7 +3,7 @@
 * ``index.md``: the README (its ``docs/`` links made site-relative);
 * ``reference/components/<section>.md``: one page per kind of component, rendered from
   ``autophagy.reference.sections()`` -- the same option models ``autophagy components`` prints;
-* ``reference/metrics.md``: every metric of ``autophagy.metrics.METRICS`` with its summary and the
+* ``reference/metrics.md``: every built-in metric (``autophagy.metrics.BUILTIN``) with its summary and the
   facts below (what it measures, direction, range, cost, paper); a metric without facts fails the build;
 * ``configs/<preset>.yaml``: the presets, so the presets page's links resolve inside the site.
 """
@@ -86,7 +86,7 @@ def _metrics_page() -> str:
     from autophagy import metrics
     from autophagy.reference import paragraphs
 
-    missing = [n for n in metrics.METRICS if n not in FACTS]
+    missing = [n for n in metrics.BUILTIN if n not in FACTS]
     if missing:
         raise SystemExit(f"docs/hooks.py FACTS: add a row for the metric(s) {', '.join(missing)}")
     lines = ["# Metric reference", "",
@@ -95,11 +95,11 @@ def _metrics_page() -> str:
              "held-out real points. Families with closed forms also record `param.*` metrics (exact distances of the "
              "fitted parameters, e.g. `param.w2_sq`, `param.trace_cov`, `param.tv`), listed per family in the theory page.",
              "", "| metric | measures | direction | range | cost | reference |", "|---|---|---|---|---|---|"]
-    for name, fn in metrics.METRICS.items():
+    for name, fn in ((n, m.fn) for n, m in metrics.BUILTIN.items()):
         kind, direction, rng, cost, paper = FACTS[name]
         lines.append(f"| [`{name}`](#{name}) | {kind} | {direction} | {rng} | {cost} | {paper} |")
     lines.append("")
-    for name, fn in metrics.METRICS.items():
+    for name, fn in ((n, m.fn) for n, m in metrics.BUILTIN.items()):
         summary, details = paragraphs(fn)
         if not summary:  # documented in its module's docstring instead
             summary, details = _module_bullet(fn, name), ""

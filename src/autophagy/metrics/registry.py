@@ -67,6 +67,13 @@ def lookup(name: str) -> Metric:
     return _LOADED[name]
 
 
+def _unavailable(err: ConfigError):
+    def fn(*args, **kwargs):
+        raise err
+    fn.__doc__ = f"(unavailable: {err})"
+    return fn
+
+
 def names() -> list[str]:
     """Every metric name: the built-in ones, then installed entry points."""
     return [*BUILTIN, *sorted(_plugins())]
@@ -79,10 +86,12 @@ class _Table(Mapping):
         self._attr = attr
 
     def __getitem__(self, name: str):
+        if name not in self:
+            raise KeyError(name)
         try:
             return getattr(lookup(name), self._attr)
-        except ConfigError:
-            raise KeyError(name) from None
+        except ConfigError as err:  # a plug-in that fails to import is listed as unavailable, not a crash
+            return getattr(Metric(name, _unavailable(err)), self._attr)
 
     def __contains__(self, name: object) -> bool:
         return name in BUILTIN or (isinstance(name, str) and name in _plugins())
@@ -112,11 +121,18 @@ def _check_names(specs) -> None:
         seen.add(name)
 
 
+def _kinds(name: str) -> frozenset:
+    try:
+        return lookup(name).kinds
+    except ConfigError:  # a plug-in that fails to import is not offered as an alternative
+        return frozenset()
+
+
 def _kind_error(metric: Metric, info) -> ConfigError:
     """What to say when ``metric`` does not declare the data's kind: for a vector metric on data that are
     not vectors (tokens, categories), the metrics those data take; otherwise the source the metric needs."""
     if metric.kinds & VECTORS and info.kind not in VECTORS:
-        fits = sorted(n for n in names() if info.kind in lookup(n).kinds)
+        fits = sorted(n for n in names() if info.kind in _kinds(n))
         return ConfigError("metrics", metric.name, f"for {DATA_NAMES.get(info.kind, info.kind)} data one of " + ", ".join(fits))
     wanted = sorted(metric.kinds)
     sources = " or ".join(KIND_NAMES.get(k, (f"a {k} source", k))[0] for k in wanted)
@@ -153,8 +169,8 @@ def with_tradeoff(specs, info, curation: dict | None) -> list:
     """``specs`` plus what shows MAD's "quality kept, diversity lost" trade-off, where missing and applicable:
     ``prd`` (precision = quality, recall = diversity; data of at most ``TRADEOFF_PRD_MAX_DIM`` dimensions),
     ``variance-ratio`` (diversity), ``mode-coverage`` (mixture sources: minority-mode mass) and ``reward-mean``
-    with the curation's own reward. Categorical data get ``tv`` and ``kl`` instead. Used for runs with
-    curation or correction."""
+    with the curation's own reward. Categorical data get ``tv`` and ``kl`` instead; only metrics that declare
+    the data's kind are added (token data get none of these). Used for runs with curation or correction."""
     from ..rewards import RewardOptions
 
     specs = list(specs)
@@ -169,7 +185,7 @@ def with_tradeoff(specs, info, curation: dict | None) -> list:
         if curation and curation.get("method") not in ("random-k", "denoise"):
             keys = {f.alias or name for name, f in RewardOptions.model_fields.items()}
             wanted.append(("reward-mean", {k: curation[k] for k in keys if k in curation}))
-    return specs + [(name, opts) for name, opts in wanted if name not in have]
+    return specs + [(name, opts) for name, opts in wanted if name not in have and info.kind in BUILTIN[name].kinds]
 
 
 def compute(specs, reference, samples, *, model=None, info=None, streams=None) -> dict[str, np.ndarray]:
