@@ -28,7 +28,7 @@ from pydantic import Field, PositiveInt
 
 from ..errors import ConfigError
 from ..options import Options
-from .base import IMAGES, VECTORS, Metric, NoOptions, floats, parse
+from .base import IMAGES, Metric, NoOptions, floats, parse
 
 
 class DistributionOptions(Options):

@@ -38,8 +38,12 @@ def _from_entry_point(name: str, obj: Any) -> Metric:
     field = f"metrics.{name}"
     if not callable(obj):
         raise ConfigError(field, repr(obj), "an entry point naming a metric function or an autophagy.metrics.Metric")
-    kinds = frozenset(getattr(obj, "kinds", VECTORS))
-    needs = frozenset(getattr(obj, "needs", ()))
+    kinds = getattr(obj, "kinds", VECTORS)
+    kinds = frozenset({kinds} if isinstance(kinds, str) else kinds)
+    if not kinds:
+        raise ConfigError(f"{field}.kinds", "set()", "the SourceInfo.kind values it measures, e.g. {'vector'}")
+    needs = getattr(obj, "needs", ())
+    needs = frozenset({needs} if isinstance(needs, str) else needs)
     unknown = sorted(needs - set(CAPABILITIES))
     if unknown:
         raise ConfigError(f"{field}.needs", unknown[0], "one of " + ", ".join(CAPABILITIES))
@@ -117,7 +121,8 @@ def _check_names(specs) -> None:
     for name, _ in specs:
         lookup(name)
         if name in seen:
-            raise ConfigError("metrics", name, "each metric at most once", problem="listed twice; list each metric once")
+            raise ConfigError("metrics", name, "each metric at most once",
+                              problem="listed twice; list each metric once")
         seen.add(name)
 
 
@@ -133,11 +138,13 @@ def _kind_error(metric: Metric, info) -> ConfigError:
     not vectors (tokens, categories), the metrics those data take; otherwise the source the metric needs."""
     if metric.kinds & VECTORS and info.kind not in VECTORS:
         fits = sorted(n for n in names() if info.kind in _kinds(n))
-        return ConfigError("metrics", metric.name, f"for {DATA_NAMES.get(info.kind, info.kind)} data one of " + ", ".join(fits))
+        data = DATA_NAMES.get(info.kind, info.kind)
+        return ConfigError("metrics", metric.name, f"for {data} data one of " + ", ".join(fits))
     wanted = sorted(metric.kinds)
     sources = " or ".join(KIND_NAMES.get(k, (f"a {k} source", k))[0] for k in wanted)
     adjective = KIND_NAMES.get(wanted[0], ("", wanted[0]))[1] if len(wanted) == 1 else "/".join(wanted)
-    return ConfigError("metrics", metric.name, f"{sources} for a{'n' if adjective[0] in 'aeiou' else ''} {adjective} metric")
+    article = "an" if adjective[:1] in tuple("aeiou") else "a"
+    return ConfigError("metrics", metric.name, f"{sources} for {article} {adjective} metric")
 
 
 def check_applicable(specs, info, has_log_prob: bool) -> None:

@@ -13,7 +13,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 
 from ..errors import ConfigError
 from ..options import Options
-from .base import VECTORS, Metric, NoOptions, chunks, floats, median_distance, need_streams, parse, sqdist, subsample
+from .base import Metric, NoOptions, chunks, floats, median_distance, need_streams, parse, sqdist, subsample
 
 
 class SlicedOptions(Options):
