@@ -172,3 +172,18 @@ def test_tradeoff_adds_only_metrics_that_declare_the_data_kind():
                          "model": {"family": "ngram"}, "loop": {"n_real": 30}, "curation": {"method": "random-k", "oversample": 2},
                          "metrics": {"use": ["distinct-n"], "n_eval": 20, "n_heldout": 20}})
     assert {m for m in res.metrics.metric if not m.startswith("param.")} == {"distinct-1", "distinct-2", "distinct-3"}
+
+
+def test_plugin_declarations_are_read_as_sets():
+    def fn(reference, samples, **kw):
+        return np.zeros(len(samples))
+
+    fn.kinds, fn.needs = "tokens", "log_prob"  # one string is one kind, not its letters
+    m = M.registry._from_entry_point("fn", fn)
+    assert m.kinds == {"tokens"} and m.needs == {"log_prob"}
+    fn.kinds = set()
+    with pytest.raises(ConfigError, match=r"^metrics\.fn\.kinds"):
+        M.registry._from_entry_point("fn", fn)
+    fn.kinds, fn.needs = {"vector"}, {"gradients"}
+    with pytest.raises(ConfigError, match=r"^metrics\.fn\.needs = 'gradients': expected one of log_prob"):
+        M.registry._from_entry_point("fn", fn)
