@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from . import components
 from .config import Config, from_validation_error
 from .errors import ConfigError
-from .loop import Plan
+from .loop import Plan, check_labels
 
 
 def _options(cls, raw: dict, prefix: str):
@@ -226,7 +226,9 @@ def build(config: Any, base_dir: Path | str = Path("."), control: bool = False, 
     _check_fit_size(cfg, source.info, family, warn=preflight)
     if preflight and check_memory:
         check_fits_memory(cfg, source.info, specs, curator)
-    return Plan(cfg, source, family, specs, curator, corrector, control)
+    plan = Plan(cfg, source, family, specs, curator, corrector, control)
+    check_labels(plan)  # labelled loops (model.labels: source): a labelled source, label-keeping steps
+    return plan
 
 
 def source_info(cfg: Config, base_dir: Path | str = Path(".")):

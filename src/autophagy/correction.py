@@ -10,7 +10,11 @@ p_θ* the best model in the class. Their Theorem 4.3 shows the loop's error cont
 
     correction: {method: reference-mix, gamma: 1.0}
 
-The engine calls ``corrector(synth (R, m, d), streams=...) -> (R, m, d)`` every generation g ≥ 1.
+The engine calls ``corrector(synth (R, m, d), streams=...) -> (R, m, d)`` every generation g ≥ 1; in a
+labelled loop (a conditional model trained on the source's labels) also ``labels=(R, m)``, the class each
+sample was generated from: ``nearest-prototype`` with ``per_class`` then moves a sample towards the
+nearest centroid *of its class*; the other operators that move points ignore the labels (each sample
+keeps its label), and the mixing methods, which replace samples, are refused (``keeps_labels``).
 
 Methods and how γ enters (t = γ / (1 + γ); ``gamma: .inf`` or ``strength: full`` give t = 1;
 γ = 0 returns the batch itself, bit-identical, drawing nothing)
@@ -124,6 +128,8 @@ def _reference_streams(streams: Streams, role: str = "correction/reference") -> 
 class Corrector:
     """Shared plumbing: γ = 0 is the identity; ``interpolate`` / ``mix`` around a projector ``P``."""
 
+    keeps_labels = True  # moves each sample (a labelled loop keeps its label); the mixing methods replace samples
+
     def __init__(self, opts: _Base, source):
         self.opts, self.source, self.t = opts, source, opts.fraction()
         self._cache: dict[tuple, Any] = {}
@@ -137,11 +143,15 @@ class Corrector:
     def project(self, x: np.ndarray, streams: Streams) -> np.ndarray:
         raise NotImplementedError
 
-    def __call__(self, synth: np.ndarray, streams: Streams | None = None) -> np.ndarray:
+    def project_labelled(self, x: np.ndarray, streams: Streams, labels: np.ndarray) -> np.ndarray:
+        """``P(x)`` for samples with labels ``(R, m)``; label-blind operators ignore them."""
+        return self.project(x, streams)
+
+    def __call__(self, synth: np.ndarray, streams: Streams | None = None, labels: np.ndarray | None = None) -> np.ndarray:
         if self.t == 0.0:
             return synth
         x = np.asarray(synth, dtype=float)
-        target = self.project(x, streams)
+        target = self.project(x, streams) if labels is None else self.project_labelled(x, streams, labels)
         if self.t == 1.0:
             return target
         if self.opts.mode == "mix":
@@ -153,7 +163,9 @@ class Corrector:
 class ReferenceMix(Corrector):
     """Gillman's π_γ: each sample replaced by a reference draw with probability γ/(1+γ)."""
 
-    def __call__(self, synth: np.ndarray, streams: Streams | None = None) -> np.ndarray:
+    keeps_labels = False
+
+    def __call__(self, synth: np.ndarray, streams: Streams | None = None, labels=None) -> np.ndarray:
         if self.t == 0.0:
             return synth
         R, m, d = synth.shape
@@ -178,6 +190,8 @@ class ReferenceMix(Corrector):
 
 class HistogramMix(Corrector):
     """Rejection sampling from (1 − t)·histogram(batch) + t·p* (Gillman et al.'s toy script; module docstring)."""
+
+    keeps_labels = False
 
     def __init__(self, opts: HistogramMixOptions, source):
         super().__init__(opts, source)
@@ -209,7 +223,7 @@ class HistogramMix(Corrector):
         counts = np.bincount(cell.ravel(), minlength=R * b ** d).reshape(R, b ** d)
         return lo, width, counts / (m * width.prod(-1))[:, None]
 
-    def __call__(self, synth: np.ndarray, streams: Streams | None = None) -> np.ndarray:
+    def __call__(self, synth: np.ndarray, streams: Streams | None = None, labels=None) -> np.ndarray:
         x = np.asarray(synth, dtype=float)
         R, m, d = x.shape
         b, t, s = self.opts.bins, self.t, self.s
@@ -263,12 +277,17 @@ class HistogramMix(Corrector):
         return out
 
 
-def _nearest(x: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """For each ``x (R, m, d)`` its nearest row of ``points (R, K, d)``: ``(R, m, d)`` (exact, chunked by replicate)."""
+def _nearest(x: np.ndarray, points: np.ndarray, labels=None, point_labels=None) -> np.ndarray:
+    """For each ``x (R, m, d)`` its nearest row of ``points (R, K, d)``: ``(R, m, d)`` (exact, chunked by replicate).
+    With ``labels (R, m)`` and ``point_labels (R, K)`` only points of the sample's label count (any point when
+    its label has none)."""
     out = np.empty_like(x)
     p_sq = (points ** 2).sum(-1)
     for r in range(x.shape[0]):
         d2 = p_sq[r][None, :] - 2.0 * x[r] @ points[r].T  # ||x||² omitted: same for every candidate
+        if labels is not None:
+            same = labels[r][:, None] == point_labels[r][None, :]
+            d2 = np.where(same | ~same.any(1, keepdims=True), d2, np.inf)
         out[r] = points[r][d2.argmin(1)]
     return out
 
@@ -298,21 +317,31 @@ class NearestPrototype(Corrector):
             x, y = self.source.sample(o.n_reference, streams), None
         x = np.asarray(x, dtype=float)
         seeds = [int(g.integers(2 ** 31 - 1)) for g in streams.child("kmeans").generators()]
-        out = []
+        out, classes = [], []
         # tiny per-replicate problems: threads only add overhead; duplicate points (resampled
         # sources) may leave fewer distinct clusters than k, which is harmless here
         with threadpool_limits(limits=1), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             for r in range(x.shape[0]):
-                groups = [x[r]] if y is None else [x[r][y[r] == c] for c in np.unique(y[r])]
+                names = [-1] if y is None else list(np.unique(y[r]))
+                groups = [x[r]] if y is None else [x[r][y[r] == c] for c in names]
                 cents = [KMeans(n_clusters=min(o.k, len(g)), n_init=o.n_init, random_state=seeds[r]).fit(g).cluster_centers_
                          for g in groups]
                 out.append(np.concatenate(cents, axis=0))
+                classes.append(np.concatenate([np.full(len(c), name) for c, name in zip(cents, names)]))
         K = max(len(c) for c in out)  # pad ragged (per-class) sets by repeating a centroid: nearest is unchanged
-        return np.stack([np.concatenate([c, np.repeat(c[:1], K - len(c), 0)]) for c in out])
+        pad = lambda a: np.concatenate([a, np.repeat(a[:1], K - len(a), 0)])  # noqa: E731
+        return np.stack([pad(c) for c in out]), np.stack([pad(c) for c in classes])
 
     def project(self, x: np.ndarray, streams: Streams) -> np.ndarray:
-        return _nearest(x, self.cached(streams, self._centroids))
+        return _nearest(x, self.cached(streams, self._centroids)[0])
+
+    def project_labelled(self, x: np.ndarray, streams: Streams, labels: np.ndarray) -> np.ndarray:
+        """``per_class``: the nearest centroid of the sample's own class (Gillman et al.'s class-wise correction)."""
+        if not self.opts.per_class:
+            return self.project(x, streams)
+        cents, classes = self.cached(streams, self._centroids)
+        return _nearest(x, cents, labels, classes)
 
 
 class KnnPull(Corrector):

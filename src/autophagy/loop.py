@@ -16,6 +16,12 @@ statistics (Gaussian) draws each batch's statistics from their exact law instead
 (``model.exact_moments``; replace: ``model.exact_refit``), and real sets enter as their
 statistics. Sample-size schedules are honoured: each step uses that generation's sizes.
 
+Labelled loops: a family that declares ``uses_labels`` (a conditional DDPM with ``labels: source``)
+trains on the source's labels. Real sets are then drawn with ``source.sample_labeled`` (the same rows
+as ``sample``), synthetic batches with ``model.sample_labeled`` (each point with the class it was
+generated from), the corrector gets the batch's labels, and the labels ride through the policy as a
+last column of the points (every policy only concatenates and gathers rows), to be split off at ``fit``.
+
 Every random draw comes from ``Streams(seed, R, generation, role)``; see ``autophagy.rng``.
 The real-only control lineage runs the same loop with the synthetic batch replaced by fresh
 real draws of the same size (role ``"control"``).
@@ -49,12 +55,42 @@ class Plan:
     grid_dir: Optional[Path] = None  # image sources: where each generation's sample mosaic goes
 
 
-def _sample_synthetic(models: list, m: int, streams: Streams, bias: float, from_all: bool) -> np.ndarray:
+def with_labels(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Points ``(R, n, d)`` and labels ``(R, n)`` as one ``(R, n, d + 1)`` array (labelled loops)."""
+    return np.concatenate([np.asarray(x, dtype=float), np.asarray(y, dtype=float)[..., None]], axis=-1)
+
+
+def split_labels(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of ``with_labels``: ``(R, n, d)`` points and ``(R, n)`` int64 labels."""
+    return xy[..., :-1], xy[..., -1].astype(np.int64)
+
+
+def check_labels(plan: Plan) -> None:
+    """Labelled loops need a labelled source, and every step between sampling and fitting must keep labels."""
+    from .errors import ConfigError
+
+    if not getattr(plan.family, "uses_labels", False):
+        return
+    if not callable(getattr(plan.source, "sample_labeled", None)):
+        raise ConfigError("model.labels", "source", "components or kmeans: the source has no sample_labeled")
+    if plan.curator is not None:
+        raise ConfigError("curation.method", getattr(getattr(plan.curator, "opts", None), "method", "set"),
+                          "unset with model.labels: source (curation does not carry labels)")
+    if plan.corrector is not None and not getattr(plan.corrector, "keeps_labels", False):
+        raise ConfigError("correction.method", plan.corrector.opts.method, "a method that moves points and keeps "
+                          "their labels (nearest-prototype, knn-pull, project, ...) with model.labels: source")
+
+
+def _sample_synthetic(models: list, m: int, streams: Streams, bias: float, from_all: bool,
+                      labelled: bool = False) -> np.ndarray:
     """``(R, m, d)`` synthetic candidates from the last model, or (MAD's ``synthetic_from: all``) each point
-    from a model chosen uniformly among all previous generations."""
+    from a model chosen uniformly among all previous generations. Labelled: ``(R, m, d + 1)`` (``with_labels``)."""
+    def draw(mod, s):
+        return with_labels(*mod.sample_labeled(m, s, bias=bias)) if labelled else mod.sample(m, s, bias=bias)
+
     if not from_all or len(models) == 1:
-        return models[-1].sample(m, streams, bias=bias)
-    draws = [mod.sample(m, streams.child(f"model{k}"), bias=bias) for k, mod in enumerate(models)]
+        return draw(models[-1], streams)
+    draws = [draw(mod, streams.child(f"model{k}")) for k, mod in enumerate(models)]
     which = streams.child("which").integers(len(models), m)  # (R, m)
     stacked = np.stack(draws, axis=0)  # (K, R, m, d)
     r, j = np.meshgrid(np.arange(stacked.shape[1]), np.arange(m), indexing="ij")
@@ -76,12 +112,17 @@ def _fit(plan: Plan, g: int, train: np.ndarray, streams: Streams, init):
     so reloading finished generations and re-sampling reproduces the uninterrupted run.
     """
     family = plan.family
+    if getattr(family, "uses_labels", False):
+        x, y = split_labels(train)
+        fit = lambda: family.fit(x, streams, init=init, labels=y)  # noqa: E731
+    else:
+        fit = lambda: family.fit(train, streams, init=init)  # noqa: E731
     if plan.checkpoint_dir is None or not (hasattr(family, "save") and hasattr(family, "load")):
-        return family.fit(train, streams, init=init)
+        return fit()
     path = Path(plan.checkpoint_dir) / f"gen{g:04d}"
     if path.exists():
         return family.load(path)
-    model = family.fit(train, streams, init=init)
+    model = fit()
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -116,7 +157,10 @@ def _simulate(plan: Plan, on_generation, block) -> dict[str, np.ndarray]:
     policy = POLICIES[cfg.loop.policy]
     S = lambda g, role: Streams(seed, R, g, role, start)  # noqa: E731 - the seed tree, one line
 
-    real = plan.source.sample(cfg.loop.initial, S(-1, "data"))
+    check_labels(plan)
+    labelled = getattr(plan.family, "uses_labels", False)
+    draw_real = (lambda n, s: with_labels(*plan.source.sample_labeled(n, s))) if labelled else plan.source.sample  # noqa: E731
+    real = draw_real(cfg.loop.initial, S(-1, "data"))  # labelled: (R, n, d + 1), see with_labels
     heldout = plan.source.sample(cfg.metrics.n_heldout, S(-1, "heldout")) if plan.metric_specs else None
     records: dict[str, list] = {}
     grids = plan.grid_dir is not None and cfg.metrics.grid_samples > 0 and start == 0  # replicate 0's samples
@@ -139,7 +183,8 @@ def _simulate(plan: Plan, on_generation, block) -> dict[str, np.ndarray]:
             on_generation(g, values)
 
     if grids:
-        save_generation_grid(plan.grid_dir, "real", real[0, :cfg.metrics.grid_samples], plan.source.info.image_shape)
+        save_generation_grid(plan.grid_dir, "real", real[0, :cfg.metrics.grid_samples, :plan.source.info.dim],
+                             plan.source.info.image_shape)
     model = _fit(plan, 0, real, S(0, "fit"), None)
     if plan.metric_specs:  # now we know whether the family's models have a density
         metric_lib.check_applicable(plan.metric_specs, plan.source.info, has_log_prob=hasattr(model, "log_prob"))
@@ -159,17 +204,20 @@ def _simulate(plan: Plan, on_generation, block) -> dict[str, np.ndarray]:
         if exact:
             synth = model.exact_moments(n_syn, S(g, "sample"), bias)
         elif plan.control:
-            synth = plan.source.sample(n_syn, S(g, "control"))
+            synth = draw_real(n_syn, S(g, "control"))
         else:
             m = plan.curator.candidates(n_syn) if plan.curator else n_syn
-            synth = _sample_synthetic(models, m, S(g, "sample"), bias, cfg.loop.synthetic_from == "all")
+            synth = _sample_synthetic(models, m, S(g, "sample"), bias, cfg.loop.synthetic_from == "all", labelled)
             if plan.curator:
                 synth = plan.curator(synth, model=models[-1], streams=S(g, "curate"))
-            if plan.corrector:
+            if plan.corrector and labelled:  # the corrector moves the points; each keeps its label
+                x, y = split_labels(synth)
+                synth = with_labels(plan.corrector(x, streams=S(g, "correct"), labels=y), y)
+            elif plan.corrector:
                 synth = plan.corrector(synth, streams=S(g, "correct"))
         if pool is not None:
             pool.add(synth)
-        fresh = plan.source.sample(n_real, S(g, "data")) if policy.needs_fresh else None
+        fresh = draw_real(n_real, S(g, "data")) if policy.needs_fresh else None
         if exact and fresh is not None:
             fresh = plan.family.statistics(fresh)
         train = policy.build(real, synth, pool, fresh, n_real, S(g, "policy"))

@@ -16,18 +16,24 @@ Sampling bias λ (MAD, Alemohammad et al. 2023):
 * ``conditional: true`` — classifier-free guidance (Ho & Salimans 2022): labels are dropped
   with probability ``p_uncond`` in training, and sampling uses
   ε̃ = (1 + w) ε_θ(x, c) − w ε_θ(x, ∅) with MAD's λ = 1/(1 + w), i.e. w = 1/λ − 1 (λ = 1: no
-  guidance). Classes are drawn from each replicate's training label frequencies.
+  guidance). Classes are drawn i.i.d. from ``class_probs`` (below).
 * unconditional — a temperature: the initial noise x_T ~ N(0, λ I) and every ancestral noise
   draw is scaled by sqrt(λ). With the DDIM sampler only x_T is scaled; for Gaussian data and an
   exact score the probability-flow map is then affine, so samples have covariance λΣ — exactly
   MAD's Gaussian sampling bias.
 
-Labels for conditioning: the engine passes data without labels, so a conditional model labels
-its training set itself (``labels``): ``components`` — the Bayes classifier of the source's true
-Gaussian mixture (``info.truth['components']``), applied to real and synthetic points alike;
-``kmeans`` — per-replicate k-means clusters (self-labelling, as in Hu et al. 2023's
-self-guided diffusion), for labelled image sources (``info.truth['labels_available']``) or on
-request; ``fit(..., labels=(R, n))`` takes explicit labels instead.
+Labels for conditioning (``labels``): ``source`` — the source's own labels (digits' classes, a
+mixture's component index): the family declares ``uses_labels``, so the engine draws the real
+sets with ``source.sample_labeled``, keeps each synthetic sample's label (the class it was
+generated from, ``sample_labeled``) through correction and the training-set policy, and passes
+them to ``fit(..., labels=(R, n))`` (Gillman et al. 2024's conditional loops). The other modes
+label a training set without the engine's help: ``components`` — the Bayes classifier of the
+source's true Gaussian mixture (``info.truth['components']``), applied to real and synthetic
+points alike; ``kmeans`` — per-replicate k-means clusters (self-labelling, as in Hu et al. 2023's
+self-guided diffusion), the ``auto`` choice for labelled image sources. ``class_probs`` says how
+often each class is generated: its frequency in the training set (``training``, a random walk
+over generations in a fully synthetic loop), the source's frequency (``source``) or equally
+often (``uniform``).
 
 Warm start (``loop.warm_start``): ``fit(data, streams, init=model)`` copies the previous
 generation's weights and data scaling and fine-tunes them with a fresh Adam for
@@ -218,8 +224,11 @@ class DDPMFamily:
         sampler: Literal["ddpm", "ddim"] = Field("ddpm", description="ancestral (Ho et al.) or deterministic DDIM (Song et al.)")
         ddim_steps: PositiveInt = Field(50, description="DDIM steps (at most timesteps)")
         conditional: bool = Field(False, description="class-conditional with classifier-free guidance; bias = 1/(1+w)")
-        labels: Literal["auto", "components", "kmeans"] = Field(
-            "auto", description="how a conditional model labels its data: true mixture components or k-means clusters")
+        labels: Literal["auto", "components", "kmeans", "source"] = Field(
+            "auto", description="how a conditional model labels its data: true mixture components, k-means clusters, "
+                                "or the source's labels carried through the loop (source)")
+        class_probs: Literal["training", "source", "uniform"] = Field(
+            "training", description="how often each class is sampled: training-set frequency, the source's, or uniform")
         n_classes: Optional[PositiveInt] = Field(None, description="classes for labels: kmeans (default: the source's class count)")
         p_uncond: float = Field(0.1, ge=0, lt=1, description="label dropout probability in training (classifier-free guidance)")
         scaling: Literal["auto", "standardize", "image", "none"] = Field(
@@ -243,11 +252,17 @@ class DDPMFamily:
         self.alpha_bar = np.cumprod(1.0 - self.betas)
         self.ddim_taus = ddim_steps(self.T, o.ddim_steps)
         self.label_mode, self.K = self._resolve_labels(o, info)
+        self.uses_labels = self.label_mode == "source"  # the engine carries the source's labels (module docstring)
+        if o.class_probs != "training" and not o.conditional:
+            raise ConfigError("model.class_probs", o.class_probs, "training (the default) unless model.conditional: true")
+        if o.class_probs == "source" and (info.truth or {}).get("class_probs") is None \
+                and (info.truth or {}).get("components") is None:
+            raise ConfigError("model.class_probs", "source", "training or uniform: the source states no class frequencies")
         self.cond_dim = _T_FEATURES + (self.K + 1 if o.conditional else 0)
         self.device = resolve_device(o.device)
         if o.oracle:
             oracle_scaler(self.scaling, info, 1, "ddpm")  # a ConfigError now if the source has no known density
-            if o.conditional and self.label_mode != "components":
+            if o.conditional and self.label_mode not in ("components", "source"):
                 raise ConfigError("model.labels", o.labels, "components (the oracle's classes are the mixture's components)")
 
     @staticmethod
@@ -264,6 +279,21 @@ class DDPMFamily:
             else:
                 raise ConfigError("model.conditional", True, "false, or model.labels: kmeans with model.n_classes "
                                   "(the source offers no labels: neither mixture components nor labelled images)")
+        if mode == "source":
+            labelled = truth.get("labels_available") or truth.get("components") is not None
+            if not labelled:
+                raise ConfigError("model.labels", "source", "components or kmeans: the source has no labels "
+                                  "(a labelled source: digits, mixture, an images .npz with data.labels_key)")
+            if truth.get("components") is not None:
+                known = len(truth["components"][0])
+            else:
+                known = max(truth["classes"]) + 1 if truth.get("classes") is not None else None
+            K = o.n_classes or known
+            if K is None:
+                raise ConfigError("model.n_classes", None, "a positive integer: the source does not state its classes")
+            if known is not None and K < known:
+                raise ConfigError("model.n_classes", K, f"unset or at least {known} (the source's largest label + 1)")
+            return mode, int(K)
         if mode == "components":
             if truth.get("components") is None:
                 raise ConfigError("model.labels", "components", "kmeans: the source is not a Gaussian mixture")
@@ -287,6 +317,9 @@ class DDPMFamily:
             if (y >= self.K).any():
                 raise ConfigError("labels", int(y.max()), f"labels below the class count {self.K}")
             return y
+        if self.label_mode == "source":
+            raise ConfigError("labels", None, f"labels of shape {(R, n)}: model.labels: source trains on the labels "
+                              "the loop passes (fit(..., labels=...))")
         if self.label_mode == "components":
             return mixture_labels(data, self.info.truth["components"])
         from sklearn.cluster import KMeans
@@ -314,9 +347,21 @@ class DDPMFamily:
         loss_tail = self._train(net, x, y, gens, steps)
         class_probs = None
         if y_np is not None:
-            counts = np.stack([np.bincount(row, minlength=self.K) for row in y_np]).astype(float)
-            class_probs = counts / counts.sum(1, keepdims=True)
+            class_probs = self._class_probs(y_np)
         return DDPMModel(self, net, scaler, class_probs, {"train_loss": loss_tail})
+
+    def _class_probs(self, y: np.ndarray) -> np.ndarray:
+        """``(R, K)`` sampling frequencies of the classes (``model.class_probs``) given training labels ``y (R, n)``."""
+        R, mode, truth = y.shape[0], self.options.class_probs, self.info.truth or {}
+        if mode == "uniform":
+            return np.full((R, self.K), 1.0 / self.K)
+        if mode == "source":
+            p = truth["class_probs"] if truth.get("class_probs") is not None else truth["components"][0]
+            probs = np.zeros(self.K)
+            probs[:len(p)] = np.asarray(p, dtype=float)[:self.K]
+            return np.tile(probs / probs.sum(), (R, 1))
+        counts = np.stack([np.bincount(row, minlength=self.K) for row in y]).astype(float)
+        return counts / counts.sum(1, keepdims=True)
 
     def _oracle_model(self, R: int) -> DDPMModel:
         """The source's exact noise predictor for R replicates (``model.oracle``); class frequencies = mixture weights."""
