@@ -107,3 +107,56 @@ def test_w2_off_drops_only_w2():
     cfg["model"]["w2"] = False
     cfg["replicates"] = 5
     assert "param.w2_sq" not in set(autophagy.run(cfg).metrics.metric)
+
+
+def _run_without_point_pool(cfg, monkeypatch):
+    """accumulate-subsample's statistics path draws points (those a training set uses) but never stores the
+    pool: PointPool raises here."""
+    from autophagy import policies
+
+    def no_pool(self, *a, **k):
+        raise AssertionError("the statistics path stored the pool's points")
+
+    with monkeypatch.context() as m:
+        m.setattr(policies.PointPool, "__init__", no_pool)
+        return autophagy.run(cfg)
+
+
+@pytest.mark.parametrize("dim", [1, 3])
+def test_subsample_statistics_path_has_the_law_of_the_sample_path(dim, monkeypatch):
+    """accumulate-subsample without a stored pool (policies.SubsetStatsPool, Cholesky factors, only the used
+    points drawn): its draws differ from the point pool's, its law does not."""
+    cfg = lambda stats: {**_cfg("accumulate-subsample", dim, stats), "generations": 4}  # noqa: E731
+    fast = _run_without_point_pool(cfg("auto"), monkeypatch)
+    sampled = autophagy.run(cfg("off"))
+    metrics = sorted(m for m in fast.metrics.metric.unique() if m.startswith("param."))
+    assert {"param.mean_sq_error", "param.trace_cov", "param.logdet_cov", "param.w2_sq"} <= set(metrics)
+    for metric in metrics:
+        a, b = _per_generation(fast, metric), _per_generation(sampled, metric)
+        np.testing.assert_array_equal(a[:, 0], b[:, 0])
+        assert not np.array_equal(a[:, 1:], b[:, 1:])
+        _agree(a[:, 1:], b[:, 1:], f"accumulate-subsample d={dim} {metric}")
+
+
+@pytest.mark.parametrize("policy", ["augment", "accumulate", "accumulate-subsample"])
+def test_small_real_set_runs_in_its_hull_with_the_sample_paths_law(policy, monkeypatch):
+    """n_initial <= d: the statistics paths run in the real set's affine hull (r = n − 1 coordinates); same law
+    as the sample path for the mean and trace, and log-det −inf (the covariance is singular: rank <= n − 1)."""
+    cfg = lambda stats: {**_cfg(policy, 7, stats, n_real=5), "replicates": 2500}  # noqa: E731
+    run = _run_without_point_pool if policy == "accumulate-subsample" else _run_exact
+    fast = run(cfg("auto"), monkeypatch)
+    sampled = autophagy.run(cfg("off"))
+    for metric in ("param.mean_sq_error", "param.trace_cov", "param.w2_sq"):
+        a, b = _per_generation(fast, metric), _per_generation(sampled, metric)
+        np.testing.assert_allclose(a[:, 0], b[:, 0], rtol=1e-12)
+        _agree(a[:, 1:], b[:, 1:], f"{policy} hull {metric}")
+    assert np.isneginf(_per_generation(fast, "param.logdet_cov")[:, 1:]).all()
+
+
+def test_subsample_statistics_path_is_independent_of_replicate_blocks():
+    cfg = {**_cfg("accumulate-subsample", 3, "auto"), "generations": 5}
+    small = autophagy.run({**cfg, "replicates": 3}).metrics
+    big = autophagy.run({**cfg, "replicates": 130}).metrics
+    big = big[big.replicate < 3]
+    key = ["metric", "generation", "replicate"]
+    np.testing.assert_array_equal(small.sort_values(key).value.to_numpy(), big.sort_values(key).value.to_numpy())

@@ -11,10 +11,13 @@
         record(model)                                      # param.* and sample-based metrics
 
 Exact paths: when nothing needs the points (no sample-based metric, curation, correction or
-control, synthetic_from: last, no subsampling or accumulation weights) a family with sufficient
+control, synthetic_from: last, no accumulation weights) a family with sufficient
 statistics (Gaussian) draws each batch's statistics from their exact law instead of its points
 (``model.exact_moments``; replace: ``model.exact_refit``), and real sets enter as their
 statistics. Sample-size schedules are honoured: each step uses that generation's sizes.
+accumulate-subsample draws each batch's points but keeps only sums (``policies.SubsetStatsPool``).
+A real set of n <= d points: augment, accumulate and accumulate-subsample run in its affine hull
+(``family.chain_start``; r = n − 1 coordinates).
 
 Labelled loops: a family that declares ``uses_labels`` (a conditional DDPM with ``labels: source``)
 trains on the source's labels. Real sets are then drawn with ``source.sample_labeled`` (the same rows
@@ -36,7 +39,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .policies import POLICIES, make_pool
+from .policies import POLICIES, SubsetStatsPool, make_pool
 from .rng import Streams
 
 
@@ -100,7 +103,8 @@ def _sample_synthetic(models: list, m: int, streams: Streams, bias: float, from_
 def _exact_step_ok(plan: Plan, cfg) -> bool:
     """Whether this run may refit from exact sufficient statistics instead of samples (see the module docstring)."""
     return (cfg.loop.sufficient_stats == "auto" and getattr(plan.family, "sufficient_statistics", False)
-            and cfg.loop.policy != "accumulate-subsample" and cfg.loop.accumulate_weights == "uniform"
+            and (cfg.loop.policy != "accumulate-subsample" or hasattr(plan.family, "chain_start"))
+            and cfg.loop.accumulate_weights == "uniform"
             and cfg.loop.synthetic_from == "last" and not plan.metric_specs and plan.curator is None
             and plan.corrector is None and not plan.control)
 
@@ -191,17 +195,28 @@ def _simulate(plan: Plan, on_generation, block) -> dict[str, np.ndarray]:
     record(0, model)
     models = [model]
     exact = _exact_step_ok(plan, cfg) and hasattr(model, "exact_moments")
-    if exact:  # statistics in place of points from here on
+    subsample = exact and policy.name == "accumulate-subsample"  # the pool's statistics, not its points
+    hull = policy.name in ("augment", "accumulate", "accumulate-subsample") and real.shape[1] <= real.shape[2]
+    if exact and (subsample or hull) and hasattr(plan.family, "chain_start"):  # n <= d: in the real set's hull
+        real, model = plan.family.chain_start(real, hull, points=subsample)
+    elif exact:  # statistics in place of points from here on
         model, real = model.triangular(), plan.family.statistics(real)
     capacity = cfg.loop.initial + sum(cfg.loop.synthetic_at(g) for g in range(1, G + 1))
-    pool = make_pool(real, plan.family, cfg.loop, capacity, exact) if policy.keeps_history else None
+    if subsample:  # every generation's subset drawn up front (the same indices as the point pool's)
+        pool = SubsetStatsPool(real, [cfg.loop.synthetic_at(g) for g in range(1, G + 1)],
+                               [cfg.loop.real_at(g) for g in range(1, G + 1)], lambda g: S(g, "policy"),
+                               lambda n, s1, s2, basis=model.basis: plan.family.summed(n, s1, s2, basis))
+    else:
+        pool = make_pool(real, plan.family, cfg.loop, capacity, exact) if policy.keeps_history else None
     for g in range(1, G + 1):
         n_real, n_syn = cfg.loop.real_at(g), cfg.loop.synthetic_at(g)  # sizes may follow a schedule over g
         if exact and policy.name == "replace":  # keeps the drawn factor: no factorisation per step
             model = model.exact_refit(n_syn, S(g, "sample"), bias)
             record(g, model)
             continue
-        if exact:
+        if subsample:  # the batch's points; the pool keeps only the sums of those its training sets select
+            synth = model.sample(pool.rows_needed(), S(g, "sample"), bias)
+        elif exact:
             synth = model.exact_moments(n_syn, S(g, "sample"), bias)
         elif plan.control:
             synth = draw_real(n_syn, S(g, "control"))

@@ -222,6 +222,115 @@ class StatsPool:
         return type(self.real)(self.real.n + int(keep.sum()), self.shift, self.s1, self.s2)
 
 
+class SubsetStatsPool:
+    """``accumulate-subsample`` without storing the pool (families with sufficient statistics, no sample-based
+    metric): memory O(G R d²) instead of the pool's O(G R n d) points.
+
+    Which pool points generation g trains on does not depend on their values: it is ``uniform_subset(N_g,
+    k_g, streams_at(g))``, the same indices from the same streams as ``PointPool.subsample``. So every
+    selection is drawn up front, and when batch i arrives its points are added at once to the running
+    statistics of every training set g ≥ i that selects them, then dropped.
+
+    ``real``: the real set's points ``(R, n0, r)`` (in the coordinates the chain runs in), ``sizes``: batch
+    sizes m_g and ``ks``: subsample sizes k_g for g = 1..G; ``moments(n, s1, s2)`` builds the family's
+    statistics of a training set (sums about 0 in those coordinates).
+    """
+
+    def __init__(self, real: np.ndarray, sizes, ks, streams_at: Callable[[int], Streams], moments: Callable):
+        R, n0, r = real.shape
+        self.R, self.r, self.moments, self.ks = R, r, moments, [int(k) for k in ks]
+        self.starts = np.concatenate([[0, n0], n0 + np.cumsum(np.asarray(sizes, dtype=np.int64))])  # batch b's first row
+        self.idx: dict[int, np.ndarray] = {}  # g -> (R, k_g) sorted pool positions
+        self.off: dict[int, np.ndarray] = {}  # g -> (R, g + 2) where batch b's positions start in idx[g]
+        rows = np.arange(R)[:, None]
+        for g, k in enumerate(self.ks, start=1):
+            N = int(self.starts[g + 1])
+            idx = uniform_subset(N, k, streams_at(g))
+            k = idx.shape[1]
+            flat = (idx + rows * N).ravel()  # rows are sorted, so the offsets make the whole array sorted
+            self.off[g] = np.searchsorted(flat, (self.starts[None, :g + 2] + rows * N).ravel()).reshape(R, g + 2) - rows * k
+            self.idx[g] = idx
+            self.ks[g - 1] = k
+        self.s1 = {g: np.zeros((R, r)) for g in self.idx}
+        self.s2 = {g: np.zeros((R, r, r)) for g in self.idx}
+        self.batch = 0
+        self._plan = self._uses(0, compacted=False)  # the real set is stored as it is: rows keep their positions
+        self._push(real)
+
+    def _uses(self, b: int, compacted: bool = True):
+        """For batch b: ``(compact (R, m_b): each used point's row among the used ones (−1: unused), u (R,),
+        gens, bounds, loc)``: loc ``(R, ΣK)`` holds the batch-local positions that training sets ``gens`` select,
+        generation gens[t] in columns bounds[t]:bounds[t+1] (padded to the most any replicate has, with m_b).
+        ``compacted=False``: the batch keeps its rows (compact = position, u = m_b)."""
+        st, m = int(self.starts[b]), int(self.starts[b + 1] - self.starts[b])
+        rows = np.arange(self.R)[:, None]
+        gens, parts, bounds = [], [], [0]
+        for g in range(max(b, 1), len(self.ks) + 1):
+            off = self.off[g]
+            cnt = off[:, b + 1] - off[:, b]
+            K = int(cnt.max())
+            if K == 0:
+                continue
+            j = np.arange(K)
+            cols = np.minimum(off[:, b, None] + j, self.idx[g].shape[1] - 1)
+            parts.append(np.where(j < cnt[:, None], self.idx[g][rows, cols] - st, m))
+            gens.append(g)
+            bounds.append(bounds[-1] + K)
+        loc = np.concatenate(parts, axis=1) if parts else np.zeros((self.R, 0), dtype=np.int64)
+        if not compacted:
+            return np.broadcast_to(np.arange(m), (self.R, m)), np.full(self.R, m), gens, bounds, loc
+        used = np.zeros((self.R, m + 1), dtype=bool)  # column m: the padding's sink
+        used[rows, loc] = True
+        used = used[:, :m]
+        u = used.sum(axis=1)
+        compact = np.where(used, np.cumsum(used, axis=1) - 1, -1)
+        return compact, u, gens, bounds, loc
+
+    def rows_needed(self) -> int:
+        """Points to draw for the next batch: all of it. (Drawing only the used ones -- ``_uses`` can compact them --
+        would need a count per replicate block, since a draw's width must not depend on other blocks' replicates:
+        rng's block property.)"""
+        if self.batch + 1 > len(self.ks):
+            return 0
+        self._plan = self._uses(self.batch + 1, compacted=False)
+        return int(self._plan[1].max(initial=0))
+
+    def _push(self, points: np.ndarray) -> None:
+        compact, u, gens, bounds, loc = self._plan
+        if not gens:
+            return
+        U = int(u.max(initial=0))
+        y = np.zeros((self.R, U + 1, self.r))  # row U: zeros, where the padding points
+        y[:, :U] = points[:, :U]
+        sink = np.concatenate([compact, np.full((self.R, 1), -1)], axis=1)
+        sink[sink < 0] = U
+        rows = np.arange(self.R)[:, None]
+        part = y[rows, sink[rows, loc]]  # (R, ΣK, r): every training set's selected points of this batch
+        s1 = np.add.reduceat(part, bounds[:-1], axis=1)  # (R, len(gens), r)
+        if self.r <= 4:  # small d: outer products of all of them at once, summed per training set
+            s2 = np.add.reduceat(part[..., :, None] * part[..., None, :], bounds[:-1], axis=1)
+            for t, g in enumerate(gens):
+                self.s1[g] += s1[:, t]
+                self.s2[g] += s2[:, t]
+            return
+        for t, g in enumerate(gens):
+            seg = part[:, bounds[t]:bounds[t + 1]]
+            self.s1[g] += s1[:, t]
+            self.s2[g] += np.swapaxes(seg, -1, -2) @ seg
+
+    def add(self, batch: np.ndarray) -> None:
+        """Batch i's used points ``(R, ≥ rows_needed(), r)``: added to every later training set that selects them."""
+        self.batch += 1
+        self._push(batch)
+
+    def subsample(self, k: int, streams: Streams):
+        """Generation g's training set (the latest batch's g): its statistics, complete once batch g was added."""
+        g = self.batch
+        if k != self.ks[g - 1] and not (k >= self.starts[g + 1] and self.ks[g - 1] == self.starts[g + 1]):
+            raise ValueError(f"accumulate-subsample: generation {g} asks for {k} points, {self.ks[g - 1]} were drawn")
+        return self.moments(self.ks[g - 1], self.s1.pop(g), self.s2.pop(g))
+
+
 def make_pool(real, family, loop, capacity: int, exact: bool):
     """The pool ``accumulate`` keeps: running statistics where the family has them and nobody needs the
     points (accumulate, or any exact path), else the points stored once."""

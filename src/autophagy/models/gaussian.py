@@ -69,9 +69,12 @@ class Moments:
     near ``c`` (a pool uses the mean of its real set). ``a + b`` is the statistics of the union.
     """
 
-    def __init__(self, n, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray, exact: bool = False):
+    def __init__(self, n, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray, exact: bool = False,
+                 basis: Optional[tuple] = None, centred: bool = False):
         self.n, self.shift, self.s1, self.s2 = n, shift, s1, s2
         self.exact = exact  # drawn by an exact path (then fit keeps a Cholesky factor; see GaussianFamily.fit)
+        self.basis = basis  # statistics in the coordinates of ``GaussianFamily.coordinates`` (None: the data's own)
+        self.centred = centred  # s1 is known to be zero (the shift is the set's mean): shifting skips the cross terms
 
     @classmethod
     def of(cls, x: np.ndarray, shift: Optional[np.ndarray] = None) -> "Moments":
@@ -85,20 +88,28 @@ class Moments:
         return cls(x.shape[1], c, y.sum(axis=1), np.swapaxes(y, -1, -2) @ y)
 
     @classmethod
-    def from_mean_scatter(cls, n, mean: np.ndarray, scatter: np.ndarray, exact: bool = True) -> "Moments":
-        return cls(n, mean, np.zeros_like(mean), scatter, exact)
+    def from_mean_scatter(cls, n, mean: np.ndarray, scatter: np.ndarray, exact: bool = True,
+                          basis: Optional[tuple] = None) -> "Moments":
+        return cls(n, mean, np.zeros_like(mean), scatter, exact, basis, centred=True)
 
     def shifted(self, c: np.ndarray) -> "Moments":
         """The same statistics about another shift ``c (R, d)``."""
         delta = self.shift - c
         s1 = self.s1 + self.n * delta
-        cross = delta[:, :, None] * self.s1[:, None, :]
-        s2 = self.s2 + cross + np.swapaxes(cross, -1, -2) + self.n * delta[:, :, None] * delta[:, None, :]
-        return Moments(self.n, c, s1, s2, self.exact)
+        outer = delta[:, :, None] * delta[:, None, :]
+        outer *= self.n
+        if self.centred:  # s1 = 0: no cross terms
+            s2 = self.s2 + outer
+        else:
+            cross = delta[:, :, None] * self.s1[:, None, :]
+            s2 = self.s2 + cross
+            s2 += np.swapaxes(cross, -1, -2)
+            s2 += outer
+        return Moments(self.n, c, s1, s2, self.exact, self.basis)
 
     def __add__(self, other: "Moments") -> "Moments":
         o = other if other.shift is self.shift else other.shifted(self.shift)
-        return Moments(self.n + o.n, self.shift, self.s1 + o.s1, self.s2 + o.s2, self.exact or o.exact)
+        return Moments(self.n + o.n, self.shift, self.s1 + o.s1, self.s2 + o.s2, self.exact or o.exact, self.basis)
 
     def mean_scatter(self) -> tuple[np.ndarray, np.ndarray]:
         """``(x̄ (R, d), S (R, d, d))`` of the set."""
@@ -113,13 +124,19 @@ class GaussianModel:
     is remembered so that ``exact_refit`` reproduces the family's fit. Exact steps pass ``factor``
     F (R, d, q) with F Fᵀ = cov (q < d for a singular cov; ``tri``: F is lower triangular) and may
     leave ``cov`` None: it is then F Fᵀ, computed when first read.
+
+    ``basis = (origin (R, d), U (R, d, r) or None)``: the model lives in coordinates y = Uᵀ(x − origin)
+    (``GaussianFamily.coordinates``; U None: y = x − origin); ``mean``, ``cov`` and the factor are then the
+    coordinates' and ``param_metrics`` maps them back (x = origin + U y). Statistics paths only.
     """
 
     def __init__(self, mean: np.ndarray, cov: Optional[np.ndarray], diag: bool = False, estimator: str = "mle",
-                 factor: Optional[np.ndarray] = None, w2: bool = True, tri: bool = False):
+                 factor: Optional[np.ndarray] = None, w2: bool = True, tri: bool = False,
+                 basis: Optional[tuple] = None):
         self.mean, self._cov, self.diag, self.estimator = mean, cov, bool(diag), estimator
         self._factor: Optional[np.ndarray] = factor
         self.w2, self.tri = w2, bool(tri and factor is not None)
+        self.basis = basis
 
     @property
     def cov(self) -> np.ndarray:
@@ -190,14 +207,15 @@ class GaussianModel:
         denom = _denominator(n, estimator)
         mean, root = self.exact_batch(n, streams, bias)
         tri = self.tri and root.shape[-1] == root.shape[-2]  # lower triangular times Bartlett's stays so
-        return GaussianModel(mean, None, self.diag, estimator, root / math.sqrt(denom), self.w2, tri)
+        return GaussianModel(mean, None, self.diag, estimator, root / math.sqrt(denom), self.w2, tri, self.basis)
 
     def exact_moments(self, n: int, streams: Streams, bias: float = 1.0) -> Moments:
         """``Moments`` of ``n`` fresh samples of this model, drawn from their exact law (``exact_batch``)."""
         if n == 0:  # an empty batch (a schedule's zero): nothing drawn
-            return Moments(0, self.mean, np.zeros_like(self.mean), np.zeros(self.mean.shape + self.mean.shape[-1:]), True)
+            return Moments(0, self.mean, np.zeros_like(self.mean), np.zeros(self.mean.shape + self.mean.shape[-1:]), True,
+                           self.basis, centred=True)
         mean, root = self.exact_batch(n, streams, bias)
-        return Moments.from_mean_scatter(n, mean, root @ np.swapaxes(root, -1, -2))
+        return Moments.from_mean_scatter(n, mean, root @ np.swapaxes(root, -1, -2), basis=self.basis)
 
     def triangular(self) -> "GaussianModel":
         """The same model with a lower Cholesky factor (exact paths start from it: log-dets from its diagonal
@@ -205,23 +223,52 @@ class GaussianModel:
         if self.tri or self.diag or self.mean.shape[-1] == 1:
             return self
         factor = _cholesky_or_none(self.cov)
-        return self if factor is None else GaussianModel(self.mean, self.cov, False, self.estimator, factor, self.w2, True)
+        return self if factor is None else GaussianModel(self.mean, self.cov, False, self.estimator, factor, self.w2, True,
+                                                         self.basis)
+
+    def _in_data_space(self) -> "GaussianModel":
+        """The same model in the data's coordinates (itself without a basis): mean origin + U μ, cov U Σ Uᵀ."""
+        if self.basis is None:
+            return self
+        origin, U = self.basis
+        if U is None:
+            return GaussianModel(origin + self.mean, self._cov, self.diag, self.estimator, self._factor, self.w2, self.tri)
+        factor = U @ self.factor
+        return GaussianModel(origin + np.einsum("rij,rj->ri", U, self.mean), None, False, self.estimator, factor, self.w2)
 
     def param_metrics(self, info: SourceInfo) -> dict[str, np.ndarray]:
         """mean_sq_error, trace_cov, logdet_cov and, for a Gaussian truth, the squared 2-Wasserstein distance
         w2_sq = ||μ−μ*||² + tr(Σ + Σ* − 2(Σ*^{1/2} Σ Σ*^{1/2})^{1/2}) (Dowson & Landau 1982); in 1-D, against a
-        source with a density, the total variation ``tv`` (Fu et al. 2024's distance; see ``tv``)."""
-        if self.tri:  # log-det and trace from the triangular factor: O(d²) instead of an LU (and no F Fᵀ)
-            diag_f = np.abs(np.diagonal(self._factor, axis1=-2, axis2=-1))
+        source with a density, the total variation ``tv`` (Fu et al. 2024's distance; see ``tv``).
+
+        A model with a kept factor F (exact and statistics paths) and no covariance yet reads trace and log-det
+        from F: O(d²) when F is triangular, −inf log-det when F is thin (rank q < d: a singular covariance),
+        and never forms F Fᵀ. A model in a basis of r < d coordinates (``basis``) has a singular covariance."""
+        thin = self.basis is not None and self.basis[1] is not None  # r < d coordinates: rank <= r < d
+        factor = self._factor if not self.diag else None
+        if factor is not None and (self.tri or self._cov is None or thin):
             with np.errstate(divide="ignore"):
-                logdet = 2 * np.log(diag_f).sum(-1)
-            out = {"trace_cov": np.einsum("rij,rij->r", self._factor, self._factor), "logdet_cov": logdet}
+                if thin or factor.shape[-1] < factor.shape[-2]:
+                    logdet = np.full(self.mean.shape[0], -np.inf)
+                elif self.tri:  # O(d²) from the diagonal instead of an LU
+                    logdet = 2 * np.log(np.abs(np.diagonal(factor, axis1=-2, axis2=-1))).sum(-1)
+                else:
+                    sign, half = np.linalg.slogdet(factor)
+                    logdet = np.where(sign != 0, 2 * half, -np.inf)
+            out = {"trace_cov": np.einsum("rij,rij->r", factor, factor), "logdet_cov": logdet}
             truth_mean = (info.truth or {}).get("mean")
             if truth_mean is not None:
-                out = {"mean_sq_error": ((self.mean - np.asarray(truth_mean, dtype=float)) ** 2).sum(-1), **out}
+                mean = self._in_data_space().mean if self.basis is not None else self.mean
+                out = {"mean_sq_error": ((mean - np.asarray(truth_mean, dtype=float)) ** 2).sum(-1), **out}
         else:
-            out = moment_metrics(self.mean, self.cov, info)
+            full = self._in_data_space()
+            out = moment_metrics(full.mean, full.cov, info)
+            if thin:
+                out["logdet_cov"] = np.full(self.mean.shape[0], -np.inf)
         truth = info.truth or {}
+        if self.basis is not None and ((self.w2 and truth.get("gaussian")) or self.mean.shape[-1] == 1):
+            extra = self._in_data_space().param_metrics(info)  # W2 and tv need the data-space model
+            return {**out, **{k: v for k, v in extra.items() if k in ("w2_sq", "tv")}}
         if self.w2 and truth.get("gaussian") and truth.get("mean") is not None and truth.get("cov") is not None:
             mu_star, cov_star = np.asarray(truth["mean"], float), np.asarray(truth["cov"], float)
             if cov_star.size == 1:  # 1-D: (σ − σ*)²
@@ -314,6 +361,37 @@ class GaussianFamily:
         """The ``Moments`` of points ``x (R, n, d)`` (what ``fit`` needs of them)."""
         return Moments.of(x, shift)
 
+    def coordinates(self, x: np.ndarray, hull: bool) -> tuple[np.ndarray, tuple]:
+        """Points ``x (R, n, d)`` in the coordinates statistics paths run in, and their ``basis`` (``GaussianModel``).
+
+        Always shifted by the set's mean (the sums then stay well conditioned). ``hull`` and n ≤ d (and a
+        full covariance): also projected onto an orthonormal basis U (R, d, n − 1) of the set's affine hull, y =
+        Uᵀ(x − x̄). Every later fit and sample of a loop that only refits on its own samples and this set lies in
+        that hull (a Gaussian fit is affine equivariant), so such a chain runs exactly in r = n − 1 dimensions:
+        O(r³) a step instead of an eigendecomposition of a singular d × d covariance."""
+        x = np.asarray(x, dtype=float)
+        origin = x.mean(axis=1)
+        c = x - origin[:, None, :]
+        R, n, d = x.shape
+        if not (hull and 1 <= n - 1 < d and self.options.covariance == "full"):
+            return c, (origin, None)
+        U, _ = np.linalg.qr(np.swapaxes(c[:, :n - 1], -1, -2))  # (R, d, n − 1): the centred rows span the hull
+        return c @ U, (origin, U)
+
+    def chain_start(self, real: np.ndarray, hull: bool, points: bool = False):
+        """Where a statistics path starts: ``(real set, generation-0 model)`` in ``coordinates(real, hull)``;
+        the real set as points there (``points``: accumulate-subsample's pool) or as exact ``Moments``."""
+        y, basis = self.coordinates(real, hull)
+        stats = Moments.of(y, np.zeros(y.shape[::2]))
+        stats.exact, stats.basis = True, basis
+        return (y if points else stats), self.fit(stats, None)
+
+    @staticmethod
+    def summed(n: int, s1: np.ndarray, s2: np.ndarray, basis: Optional[tuple]) -> Moments:
+        """Exact-path ``Moments`` of a training set from its sums ``s1 = Σ y``, ``s2 = Σ y yᵀ`` (about 0 in
+        ``basis``'s coordinates)."""
+        return Moments(n, np.zeros_like(s1), s1, s2, True, basis)
+
     def fit(self, data, streams: Streams, init=None) -> GaussianModel:
         """μ̂ = x̄, Σ̂ = S/n or S/(n−1) per replicate (vectorised; ``streams`` and ``init`` are unused).
         ``data``: points ``(R, n, d)`` or their ``Moments``."""
@@ -327,7 +405,8 @@ class GaussianFamily:
             # exact paths never sample the model, so a Cholesky factor (fast) is as good as any; on the
             # sample path the factor stays the symmetric root, so its draws are the points-fit's draws
             factor = _cholesky_or_none(cov) if data.exact and not diag else None
-            return GaussianModel(mean, cov, diag, est, factor, w2, tri=factor is not None and mean.shape[-1] > 1)
+            return GaussianModel(mean, cov, diag, est, factor, w2, tri=factor is not None and mean.shape[-1] > 1,
+                                 basis=data.basis)
         x = np.asarray(data, dtype=float)
         R, n, d = x.shape
         denom = _denominator(n, est)
