@@ -71,9 +71,9 @@ def _net_class():
 
         @staticmethod
         def _ln(h, g, b):
-            mu = h.mean(-1, keepdim=True)
-            var = h.var(-1, keepdim=True, unbiased=False)
-            return (h - mu) / torch.sqrt(var + 1e-5) * g + b
+            # the fused kernel normalises each row; the per-replicate gain and bias (R, 1, D) follow
+            # (h.var(-1) alone was 14% of a training step)
+            return torch.addcmul(b, F.layer_norm(h, h.shape[-1:], eps=1e-5), g)
 
         def forward(self, x):
             R, B, t = x.shape
