@@ -125,8 +125,8 @@ def test_truncation_raises_precision_and_lowers_recall_on_a_connected_source():
     replicates do not depend on R; other sample streams), per-replicate change ψ = 1 -> 0.7: precision +0.017
     (sd 0.0105, min +0.007), off-support share 1 − P ×0.12 in total, recall −0.185 (sd 0.023), inside-90 %
     +0.084 (sd 0.033; 0.91 -> 0.994). Thresholds sit about 3 s.e. of a 4-replicate mean (sd/2) inside the
-    measured means. This test's numbers: precision 0.983 -> 0.998, off-support ×0.1, recall 0.932 -> 0.754, inside-90 % 0.922 -> 0.995. Checked to fail when
-    ``sample`` ignores ψ or divides by it."""
+    measured means. This test's numbers: precision 0.983 -> 0.998, off-support ×0.1, recall 0.932 -> 0.754,
+    inside-90 % 0.922 -> 0.995. Checked to fail when ``sample`` ignores ψ or divides by it."""
     R = 4
     data = BLOB.sample(1000, Streams(0, R, -1, "data"))
     ref = BLOB.sample(1000, Streams(0, R, -1, "heldout"))
