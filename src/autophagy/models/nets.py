@@ -69,14 +69,16 @@ def _modules():
         suite checks R = 70 vs 3 and changing the other replicates' data).
         """
 
-        def __init__(self, R, c_in, c_out, gens, device, grouped=False):
+        def __init__(self, R, c_in, c_out, gens, device, grouped=False, layout="nchw"):
             super().__init__()
             bound = 1.0 / math.sqrt(c_in * 9)
-            self.grouped = grouped
+            self.grouped, self.layout = grouped, layout
             self.weight = nn.Parameter(uniform(gens, R, (c_out, c_in, 3, 3), bound, device))
             self.bias = nn.Parameter(uniform(gens, R, (c_out,), bound, device))
 
         def forward(self, x):
+            if self.layout == "nhwc":
+                return self._forward_nhwc(x)
             if not self.grouped:  # unbind, not x[r]: x[r]'s backward writes R full-size zero tensors
                 return torch.stack([F.conv2d(xr, self.weight[r], self.bias[r], padding=1)
                                     for r, xr in enumerate(x.unbind(0))])
@@ -92,6 +94,15 @@ def _modules():
                 out = F.conv2d(y, w.reshape(G * O, C, 3, 3), b.reshape(G * O), padding=1, groups=G)
                 outs.append(out.reshape(B, G, O, H, W).transpose(0, 1)[:k])
             return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+        def _forward_nhwc(self, x):
+            """One channels-last ``conv2d`` per replicate; the result is ``(R, B, c_out, H, W)`` stored as
+            ``(R, B, H, W, c_out)`` (a permuted view), so pooling, upsampling and the next layer stay channels-last."""
+            cl = torch.channels_last
+            outs = [F.conv2d(xr.contiguous(memory_format=cl), self.weight[r].contiguous(memory_format=cl),
+                             self.bias[r], padding=1).permute(0, 2, 3, 1) for r, xr in enumerate(x.unbind(0))]
+            y = outs[0].unsqueeze(0) if len(outs) == 1 else torch.stack(outs)
+            return y.permute(0, 1, 4, 2, 3)
 
     class MLPNet(nn.Module):
         """``layers`` hidden layers of width ``hidden``; input ``[x, cond]``, cond added to every hidden layer."""

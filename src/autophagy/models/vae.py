@@ -87,7 +87,7 @@ def _modules():
             h, L, c = opts.hidden, opts.latent_dim, opts.channels
             lin = lambda i, o: BLinear(R, i, o, gens, device)  # noqa: E731 - layer order = init draw order
             # batched: grouped convolutions in fixed blocks of replicates (nets.BConv); loop: conv2d per replicate
-            conv = lambda i, o: BConv(R, i, o, gens, device, grouped=opts.batched == "auto")  # noqa: E731
+            conv = lambda i, o: BConv(R, i, o, gens, device, layout="nhwc")  # noqa: E731
             conv_enc = self.arch in ("conv", "asymmetric")
             if conv_enc:
                 H, W = image_shape
@@ -111,8 +111,8 @@ def _modules():
             R, B = x.shape[:2]
             if hasattr(self, "enc_conv"):
                 y = x.reshape(R, B, 1, *self.sizes[0])
-                for conv in self.enc_conv:
-                    y = F.max_pool2d(F.relu(conv(y)).flatten(0, 1), 2)
+                for conv in self.enc_conv:  # pool, then ReLU: the same values and gradients as ReLU, then pool
+                    y = F.relu(F.max_pool2d(conv(y).flatten(0, 1), 2))
                     y = y.reshape(R, B, *y.shape[1:])
                 y = y.reshape(R, B, -1)
             else:
@@ -126,7 +126,8 @@ def _modules():
             """``(R, B, L) -> (R, B, d)`` logits (pre-activation outputs)."""
             R, B = z.shape[:2]
             if self.arch == "conv":
-                up = lambda y, size: upsample(y.flatten(0, 1), size).reshape(R, B, y.shape[2], *size)  # noqa: E731
+                up = lambda y, size: upsample(y.flatten(0, 1).contiguous(memory_format=torch.channels_last),  # noqa: E731
+                                              size).reshape(R, B, y.shape[2], *size)
                 y = F.relu(self.dec_fc[0](z)).reshape(R, B, 2 * self.c, *self.sizes[2])
                 y = F.relu(self.dec_conv[0](up(y, self.sizes[1])))
                 y = self.dec_conv[1](up(y, self.sizes[0]))
