@@ -143,6 +143,155 @@ def test_config_validation_through_the_engine():
         build(expand(cfg)[0])  # sample-only model: no log-density
 
 
+# ---------------------------------------------------------------------------------- labels: source (labelled loops)
+class _SourceLabelled:
+    """``labels: source`` takes its labels from the engine; for check_family (which passes data only) this
+    adapter labels each training point with the mixture's Bayes classifier, so labels follow the rows."""
+
+    batched = True
+
+    def __init__(self, fam):
+        self.fam = fam
+
+    def fit(self, data, streams, init=None):
+        return self.fam.fit(data, streams, init=init, labels=mixture_labels(data, RING3.truth["components"]))
+
+
+@pytest.mark.slow  # about 20 s: check_family fits R = 66
+def test_conformance_conditional_source_labels():
+    """check_family's shape, determinism and replicate-independence checks (R = 66 vs 3) pass; its last check,
+    "bias lowers the samples' total variance", does not apply to classifier-free guidance on separated
+    classes: guidance pushes each class away from the others, so total variance *rises* even with the exact
+    score (the oracle below: 3.65 -> 3.74 at λ = 0.5), and more with a learned one. That failure, and only it, is
+    expected here (testing.py is shared; a guidance-aware criterion there is future work)."""
+    data, _ = mixture_data(3, 60)
+    fam = family(conditional=True, labels="source", train_steps=200)
+    assert fam.uses_labels and fam.K == 3
+    with pytest.raises(AssertionError, match="did not lower the samples' mean total variance"):
+        check_family(_SourceLabelled(fam), data, RING3, m=20, m_bias=300, big=66)
+    oracle = family(conditional=True, labels="source", oracle=True, timesteps=100).fit(data, Streams(0, 3, 0, "fit"))
+    spread = {lam: oracle.sample(2000, Streams(0, 3, 2, "s"), bias=lam).var(1).sum(-1).mean() for lam in (1.0, 0.5)}
+    assert spread[0.5] > spread[1.0], spread  # exact guidance: more spread, not less
+    model = _SourceLabelled(fam).fit(data, Streams(0, 3, 0, "fit"))
+    assert set(model.param_metrics(RING3)) == {"train_loss"}
+    x, y = model.sample_labeled(300, Streams(0, 3, 1, "sample"))
+    assert x.shape == (3, 300, 2) and y.shape == (3, 300) and set(np.unique(y)) <= {0, 1, 2}
+    # each sample lies nearer its own class's mean than any other: the labels carry the classes
+    assert (mixture_labels(x, RING3.truth["components"]) == y).mean() > 0.7  # chance: 1/3 (measured 0.85)
+
+
+def test_source_labels_options_and_errors():
+    with pytest.raises(ConfigError, match="model.labels"):
+        family(SourceInfo(dim=2), conditional=True, labels="source")  # no labels to use
+    digits_like = SourceInfo(dim=4, kind="image", image_shape=(2, 2), truth={
+        "labels_available": True, "classes": (3, 8), "class_probs": np.r_[np.zeros(3), 0.25, np.zeros(4), 0.75, 0.0]})
+    fam = family(digits_like, conditional=True, labels="source")
+    assert fam.K == 9  # labels are the digits themselves: 0..8
+    with pytest.raises(ConfigError, match="model.n_classes"):
+        family(digits_like, conditional=True, labels="source", n_classes=5)
+    with pytest.raises(ConfigError, match="labels"):
+        fam.fit(Streams(0, 2, -1, "d").uniform(20, 4), Streams(0, 2, 0, "fit"))  # the loop must pass them
+    data, k = mixture_data(2, 60)
+    for mode, expect in [("source", np.full(3, 1 / 3)), ("uniform", np.full(3, 1 / 3)),
+                         ("training", np.bincount(k[0], minlength=3) / 60)]:
+        m = family(conditional=True, labels="source", class_probs=mode).fit(data, Streams(0, 2, 0, "fit"), labels=k)
+        np.testing.assert_allclose(m.class_probs[0], expect)
+    by_source = family(digits_like, conditional=True, labels="source", class_probs="source")
+    np.testing.assert_allclose(by_source._class_probs(np.zeros((1, 5), dtype=int))[0], digits_like.truth["class_probs"][:9])
+    with pytest.raises(ConfigError, match="model.class_probs"):
+        family(class_probs="uniform")  # unconditional
+    with pytest.raises(ConfigError, match="model.label_check"):
+        family(conditional=True, labels="source", label_check=10)  # vectors: no digit classifier
+
+
+BAD_LABELLED = [
+    ({"data": {"source": "gaussian", "dim": 2}}, "model.labels"),
+    ({"correction": {"method": "reference-mix", "gamma": 1.0}}, "correction.method"),
+    ({"curation": {"method": "random-k"}}, "curation"),
+    ({"model": {"family": "ddpm", "class_probs": "bogus", "conditional": True, "labels": "source"}}, "model.class_probs"),
+]
+
+
+@pytest.mark.parametrize("patch,field", BAD_LABELLED)
+def test_labelled_loop_bad_options_one_line_exit_2(tmp_path, patch, field):
+    import yaml
+    from typer.testing import CliRunner
+
+    from autophagy.cli import app
+
+    cfg = {"seed": 0, "replicates": 2, "generations": 1, "data": {"source": "mixture", "n_components": 3},
+           "model": {"family": "ddpm", **TINY, "conditional": True, "labels": "source"},
+           "loop": {"policy": "replace", "n_real": 40}, "metrics": {"use": ["sliced-wasserstein"], "n_eval": 20,
+                                                                     "n_heldout": 20}}
+    cfg.update(patch)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    r = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
+    lines = [line for line in r.output.strip().splitlines() if line.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and field in lines[0] and "Traceback" not in r.output, r.output
+
+
+@pytest.mark.parametrize("policy", ["replace", "augment"])
+def test_the_loop_carries_the_labels(policy):
+    """Real sets come with the source's labels, each synthetic point with the class it was generated from, and
+    the corrector's output keeps them: what ``fit`` receives is exactly that, row for row."""
+    from autophagy.loop import simulate
+
+    cfg, _ = load_config({"seed": 0, "replicates": 2, "generations": 2, "data": {"source": "mixture", "n_components": 3},
+                          "model": {"family": "ddpm", **TINY, "conditional": True, "labels": "source"},
+                          "loop": {"policy": policy, "n_real": 40, "warm_start": True},
+                          "correction": {"method": "nearest-prototype", "per_class": True, "k": 2, "n_reference": 60,
+                                         "gamma": 1.0}})
+    plan = build(expand(cfg)[0])
+    fits, sampled = [], []
+    fit, correct = plan.family.fit, plan.corrector
+
+    def spy_fit(x, streams, init=None, labels=None):
+        fits.append((x.copy(), labels.copy()))
+        model = fit(x, streams, init=init, labels=labels)
+        draw = model.sample_labeled
+        model.sample_labeled = lambda *a, **k: sampled.append(draw(*a, **k)) or sampled[-1]
+        return model
+
+    corrected = []
+
+    class SpyCorrector:
+        keeps_labels = True
+
+        def __call__(self, x, streams=None, labels=None):
+            corrected.append((correct(x, streams, labels), labels))
+            return corrected[-1][0]
+
+    plan.family.fit, plan.corrector = spy_fit, SpyCorrector()
+    simulate(plan)
+    real, real_y = plan.source.sample_labeled(40, Streams(0, 2, -1, "data"))
+    np.testing.assert_array_equal(fits[0][0], real)
+    np.testing.assert_array_equal(fits[0][1], real_y)
+    for g in (1, 2):
+        (sx, sy), (cx, cy) = sampled[g - 1], corrected[g - 1]
+        np.testing.assert_array_equal(cy, sy)  # the corrector saw the generated classes
+        assert not np.allclose(cx, sx)  # and moved the points
+        want_x, want_y = (cx, sy) if policy == "replace" else (np.concatenate([real, cx], 1), np.concatenate([real_y, sy], 1))
+        np.testing.assert_allclose(fits[g][0], want_x)
+        np.testing.assert_array_equal(fits[g][1], want_y)
+
+
+def test_per_class_prototypes_use_the_sample_label():
+    """With labels, ``per_class`` moves a sample to its own class's centroid, even when another class's is nearer."""
+    from autophagy.correction import build as build_correction
+    from autophagy.data.mixtures import MixtureSource
+
+    source = MixtureSource(MixtureSource.Options(n_components=3, std=0.05))
+    corr = build_correction({"method": "nearest-prototype", "per_class": True, "k": 1, "n_reference": 300,
+                             "strength": "full"}, source)
+    means = source.info.truth["components"][1]
+    x = np.broadcast_to(means[1] + 0.01, (2, 4, 2)).copy()  # at class 1's mean
+    y = np.zeros((2, 4), dtype=np.int64)  # but generated as class 0
+    s = Streams(0, 2, 1, "correct")
+    np.testing.assert_allclose(corr(x, s, labels=y), np.broadcast_to(means[0], x.shape), atol=0.02)
+    np.testing.assert_allclose(corr(x, s), np.broadcast_to(means[1], x.shape), atol=0.02)  # label-blind: nearest
+
+
 # ---------------------------------------------------------------------------------- warm start, checkpoints
 def test_warm_start_continues_from_init():
     data, _ = mixture_data(2, 80)
@@ -184,7 +333,8 @@ def test_engine_run_with_checkpoints(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- presets
-@pytest.mark.parametrize("name", ["mad_guided_diffusion", "mad_guided_diffusion_digits", "bertrand_finetune"])
+@pytest.mark.parametrize("name", ["mad_guided_diffusion", "mad_guided_diffusion_digits", "bertrand_finetune",
+                                  "gillman_digits_ddpm"])
 def test_presets_build(name):
     from pathlib import Path
 

@@ -18,7 +18,7 @@ from autophagy.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 NEURAL = ("bertrand_finetune", "mad_guided_diffusion", "mad_guided_diffusion_digits", "tarchi_vae_chain",
-          "tarchi_vae_mitigations", "tarchi_enc_chain", "mad_gan_digits")
+          "tarchi_vae_mitigations", "tarchi_enc_chain", "mad_gan_digits", "gillman_digits_ddpm")
 runner = CliRunner()
 
 SMALL = {"name": "small <b>study</b>", "seed": 3, "replicates": 16, "generations": 5,

@@ -230,6 +230,9 @@ class DDPMFamily:
         class_probs: Literal["training", "source", "uniform"] = Field(
             "training", description="how often each class is sampled: training-set frequency, the source's, or uniform")
         n_classes: Optional[PositiveInt] = Field(None, description="classes for labels: kmeans (default: the source's class count)")
+        label_check: int = Field(
+            0, ge=0, description="labels: source on digit images: after each fit, this many labelled samples per "
+                                 "replicate are classified by the digit network (param.label_accuracy); 0 = off")
         p_uncond: float = Field(0.1, ge=0, lt=1, description="label dropout probability in training (classifier-free guidance)")
         scaling: Literal["auto", "standardize", "image", "none"] = Field(
             "auto", description="auto: image ([0,1] -> [-1,1], clipped) for image sources, else per-replicate standardize")
@@ -253,6 +256,9 @@ class DDPMFamily:
         self.ddim_taus = ddim_steps(self.T, o.ddim_steps)
         self.label_mode, self.K = self._resolve_labels(o, info)
         self.uses_labels = self.label_mode == "source"  # the engine carries the source's labels (module docstring)
+        if o.label_check and not (self.uses_labels and info.kind == "image"):
+            raise ConfigError("model.label_check", o.label_check, "0 unless model.conditional: true with "
+                              "model.labels: source on a labelled image source (the digit classifier checks the labels)")
         if o.class_probs != "training" and not o.conditional:
             raise ConfigError("model.class_probs", o.class_probs, "training (the default) unless model.conditional: true")
         if o.class_probs == "source" and (info.truth or {}).get("class_probs") is None \
@@ -348,7 +354,20 @@ class DDPMFamily:
         class_probs = None
         if y_np is not None:
             class_probs = self._class_probs(y_np)
-        return DDPMModel(self, net, scaler, class_probs, {"train_loss": loss_tail})
+        model = DDPMModel(self, net, scaler, class_probs, {"train_loss": loss_tail})
+        if o.label_check:
+            model.stats["label_accuracy"] = self._label_accuracy(model, streams.child("label-check"))
+        return model
+
+    def _label_accuracy(self, model: DDPMModel, streams: Streams) -> np.ndarray:
+        """Share of ``label_check`` unguided conditional samples per replicate that the digit classifier
+        (``autophagy.features``) assigns to the class they were generated from ``(R,)``: class fidelity."""
+        from ..features import digit_features, to_digit_resolution
+
+        x, y = model.sample_labeled(self.options.label_check, streams)
+        net = digit_features()
+        pred = net.classify(to_digit_resolution(x.reshape(-1, x.shape[-1]), self.info.image_shape)).argmax(-1)
+        return (pred.reshape(y.shape) == y).mean(1)
 
     def _class_probs(self, y: np.ndarray) -> np.ndarray:
         """``(R, K)`` sampling frequencies of the classes (``model.class_probs``) given training labels ``y (R, n)``."""
