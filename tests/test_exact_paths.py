@@ -160,3 +160,21 @@ def test_subsample_statistics_path_is_independent_of_replicate_blocks():
     big = big[big.replicate < 3]
     key = ["metric", "generation", "replicate"]
     np.testing.assert_array_equal(small.sort_values(key).value.to_numpy(), big.sort_values(key).value.to_numpy())
+
+
+def test_subsample_with_batches_smaller_than_the_hull_keeps_points_in_it(monkeypatch):
+    """r = n − 1 >= the batch size: the pool's points (in the hull's coordinates) are smaller than the sums of
+    every later training set, so they are kept (PointPool); the same law as the sample path."""
+    from autophagy import policies
+
+    cfg = lambda stats: {**_cfg("accumulate-subsample", 7, stats, n_real=5, n_synthetic=3),  # noqa: E731
+                         "replicates": 2500, "generations": 4}
+    with monkeypatch.context() as m:
+        m.setattr(policies.SubsetStatsPool, "__init__", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+        fast = autophagy.run(cfg("auto"))
+    sampled = autophagy.run(cfg("off"))
+    for metric in ("param.mean_sq_error", "param.trace_cov", "param.w2_sq"):
+        a, b = _per_generation(fast, metric), _per_generation(sampled, metric)
+        assert not np.array_equal(a[:, 1:], b[:, 1:])
+        _agree(a[:, 1:], b[:, 1:], f"hull point pool {metric}")
+    assert np.isneginf(_per_generation(fast, "param.logdet_cov")[:, 1:]).all()

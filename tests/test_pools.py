@@ -187,13 +187,7 @@ def test_subset_stats_pool_is_the_point_pools_subsample(r):
     points = PointPool(real, n0 + sum(sizes))
     for g, (m, k) in enumerate(zip(sizes, ks), start=1):
         batch = rng.standard_normal((R, m, r)) + g
-        need = pool.rows_needed()
-        compact = pool._plan[0]  # each point's row in the drawn batch
-        assert need == (compact >= 0).sum(1).max(initial=0) and need <= m
-        used_rows = np.zeros((R, need, r))
-        rr, jj = np.nonzero(compact >= 0)
-        used_rows[rr, compact[rr, jj]] = batch[rr, jj]
-        pool.add(used_rows)
+        pool.add(batch)
         points.add(batch)
         x = points.subsample(k, S(g))
         n, s1, s2 = pool.subsample(k, S(g))
@@ -214,3 +208,20 @@ def test_coordinates_of_a_small_real_set_span_its_hull():
     np.testing.assert_allclose(origin[:, None] + y @ np.swapaxes(U, 1, 2), x, atol=1e-12)
     y2, (_, U2) = fam.coordinates(rng.standard_normal((4, 12, 9)), hull=True)
     assert U2 is None and y2.shape == (4, 12, 9)
+
+
+def test_memory_estimate_follows_the_path_taken():
+    """build.memory_estimate sizes the statistics paths by what they keep (no pool of points): the Kazdan grid's
+    largest accumulate-subsample cell is estimated under 2 GiB at R = 100 (its point pool: 8 GB), while the same
+    cell forced onto the sample path (sufficient_stats: off) is still sized by its points."""
+    from autophagy.build import memory_estimate
+
+    def est(**loop):
+        c, _ = load_config({"replicates": 100, "generations": 99, "data": {"source": "gaussian", "dim": 100},
+                            "model": {"family": "gaussian", "w2": False},
+                            "loop": {"policy": "accumulate-subsample", "n_real": 1000, **loop}})
+        return memory_estimate(c, autophagy.build(c).source.info, [])
+
+    assert est() < 2 * 2**30
+    assert est(sufficient_stats="off") > 8 * 10**9
+    assert est(policy="accumulate") < 0.5 * 2**30

@@ -144,12 +144,29 @@ def memory_estimate(cfg: Config, info, specs, curator=None) -> int:
     sizes = training_sizes(loop, G)
     synth = max([loop.synthetic_at(g) for g in range(1, G + 1)] or [0])
     cands = curator.candidates(synth) if curator is not None and synth else synth
-    pool = sum(sizes[-1:]) if loop.policy in ("accumulate", "accumulate-subsample") else 0
+    capacity = loop.initial + sum(loop.synthetic_at(g) for g in range(1, G + 1))  # the pool of points stored
+    pool = capacity if loop.policy in ("accumulate", "accumulate-subsample") else 0
     fresh = max([loop.real_at(g) for g in range(1, G + 1)] or [0]) if loop.policy == "fresh" else 0
     evals = (cfg.metrics.n_eval + cfg.metrics.n_heldout) if specs else 0
-    points = loop.initial + 2 * max(sizes) + cands + pool + fresh + evals
     keys = 6 + 4 * len(specs)
+    if _statistics_path(cfg, specs, curator):  # loop._exact_step_ok: no pool of points is stored
+        r = min(d, loop.initial - 1) if loop.initial <= d and loop.policy != "replace" else d  # the real set's hull
+        per = d * (loop.initial + 2 * synth) + 8 * d * d  # the real set, one batch, a few d x d statistics
+        if loop.policy == "accumulate-subsample" and r >= synth:  # the pool's points in the hull's coordinates
+            per += r * capacity
+        elif loop.policy == "accumulate-subsample":  # SubsetStatsPool: sums of every later training set, the subsets
+            per += G * (r * r + r) + G * max([loop.real_at(g) for g in range(1, G + 1)] or [0])
+        return 8 * R * per + 48 * (G + 1) * R * keys
+    points = loop.initial + 2 * max(sizes) + cands + pool + fresh + evals
     return 8 * R * d * points + 48 * (G + 1) * R * keys
+
+
+def _statistics_path(cfg: Config, specs, curator) -> bool:
+    """Whether the run takes a Gaussian statistics path (``loop._exact_step_ok``, from the config alone)."""
+    loop = cfg.loop
+    return (loop.sufficient_stats == "auto" and cfg.model.family == "gaussian" and not specs and curator is None
+            and not cfg.correction and not loop.control and loop.accumulate_weights == "uniform"
+            and loop.synthetic_from == "last")
 
 
 def _physical_memory() -> int | None:

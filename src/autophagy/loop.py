@@ -202,7 +202,9 @@ def _simulate(plan: Plan, on_generation, block) -> dict[str, np.ndarray]:
     elif exact:  # statistics in place of points from here on
         model, real = model.triangular(), plan.family.statistics(real)
     capacity = cfg.loop.initial + sum(cfg.loop.synthetic_at(g) for g in range(1, G + 1))
-    if subsample:  # every generation's subset drawn up front (the same indices as the point pool's)
+    if subsample and real.shape[2] >= max(cfg.loop.synthetic_at(g) for g in range(1, G + 1)):
+        pool = make_pool(real, None, cfg.loop, capacity, False)  # r >= batch size: points are smaller than sums
+    elif subsample:  # every generation's subset drawn up front (the same indices as the point pool's)
         pool = SubsetStatsPool(real, [cfg.loop.synthetic_at(g) for g in range(1, G + 1)],
                                [cfg.loop.real_at(g) for g in range(1, G + 1)], lambda g: S(g, "policy"),
                                lambda n, s1, s2, basis=model.basis: plan.family.summed(n, s1, s2, basis))
@@ -215,7 +217,7 @@ def _simulate(plan: Plan, on_generation, block) -> dict[str, np.ndarray]:
             record(g, model)
             continue
         if subsample:  # the batch's points; the pool keeps only the sums of those its training sets select
-            synth = model.sample(pool.rows_needed(), S(g, "sample"), bias)
+            synth = model.sample(n_syn, S(g, "sample"), bias)
         elif exact:
             synth = model.exact_moments(n_syn, S(g, "sample"), bias)
         elif plan.control:
@@ -236,6 +238,8 @@ def _simulate(plan: Plan, on_generation, block) -> dict[str, np.ndarray]:
         if exact and fresh is not None:
             fresh = plan.family.statistics(fresh)
         train = policy.build(real, synth, pool, fresh, n_real, S(g, "policy"))
+        if subsample and isinstance(train, np.ndarray):  # a subset of points in the chain's coordinates
+            train = plan.family.chain_statistics(train, model.basis)
         model = _fit(plan, g, train, S(g, "fit"), model if cfg.loop.warm_start else None)
         record(g, model)
         if cfg.loop.synthetic_from == "all":

@@ -286,15 +286,6 @@ class SubsetStatsPool:
         compact = np.where(used, np.cumsum(used, axis=1) - 1, -1)
         return compact, u, gens, bounds, loc
 
-    def rows_needed(self) -> int:
-        """Points to draw for the next batch: all of it. (Drawing only the used ones -- ``_uses`` can compact them --
-        would need a count per replicate block, since a draw's width must not depend on other blocks' replicates:
-        rng's block property.)"""
-        if self.batch + 1 > len(self.ks):
-            return 0
-        self._plan = self._uses(self.batch + 1, compacted=False)
-        return int(self._plan[1].max(initial=0))
-
     def _push(self, points: np.ndarray) -> None:
         compact, u, gens, bounds, loc = self._plan
         if not gens:
@@ -319,8 +310,11 @@ class SubsetStatsPool:
             self.s2[g] += np.swapaxes(seg, -1, -2) @ seg
 
     def add(self, batch: np.ndarray) -> None:
-        """Batch i's used points ``(R, ≥ rows_needed(), r)``: added to every later training set that selects them."""
+        """Batch i's points ``(R, m_i, r)``: added to the sums of every training set g ≥ i that selects them.
+        (Drawing only the points some training set uses -- ``_uses`` can compact them, about half -- would
+        need a count per replicate block: a draw's width must not depend on other blocks' replicates.)"""
         self.batch += 1
+        self._plan = self._uses(self.batch, compacted=False)
         self._push(batch)
 
     def subsample(self, k: int, streams: Streams):

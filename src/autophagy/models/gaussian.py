@@ -382,9 +382,15 @@ class GaussianFamily:
         """Where a statistics path starts: ``(real set, generation-0 model)`` in ``coordinates(real, hull)``;
         the real set as points there (``points``: accumulate-subsample's pool) or as exact ``Moments``."""
         y, basis = self.coordinates(real, hull)
+        stats = self.chain_statistics(y, basis)
+        return (y if points else stats), self.fit(stats, None)
+
+    @staticmethod
+    def chain_statistics(y: np.ndarray, basis: Optional[tuple]) -> Moments:
+        """Exact-path ``Moments`` of points ``y (R, n, r)`` in ``basis``'s coordinates."""
         stats = Moments.of(y, np.zeros(y.shape[::2]))
         stats.exact, stats.basis = True, basis
-        return (y if points else stats), self.fit(stats, None)
+        return stats
 
     @staticmethod
     def summed(n: int, s1: np.ndarray, s2: np.ndarray, basis: Optional[tuple]) -> Moments:
