@@ -46,6 +46,75 @@ def test_markov_source_is_stationary_with_exact_entropy():
     assert src.info.tokens and src.info.seq_len == 5 and src.info.vocab_size == 6
 
 
+def hmm(**kw):
+    from autophagy.data.text import HMMTextSource
+
+    return HMMTextSource(HMMTextSource.Options(**{"vocab": 6, "states": 3, "seq_len": 6, **kw}))
+
+
+def test_hmm_window_laws_are_exact_and_match_samples():
+    """Window laws sum to 1, are stationary (either end marginalises to the shorter law), agree with the
+    forward algorithm's log p, and every position's bigram frequencies match law(2) within 4 s.e."""
+    src = hmm()
+    V, T = src.V, src.T
+    for w in range(1, 5):
+        law = src.window_law(w)
+        assert law.shape == (V ** w,) and law.min() > 0 and law.sum() == pytest.approx(1.0, abs=1e-12)
+        if w > 1:
+            assert np.allclose(law.reshape(V, -1).sum(0), src.window_law(w - 1), atol=1e-14)  # drop the first
+            assert np.allclose(law.reshape(-1, V).sum(1), src.window_law(w - 1), atol=1e-14)  # drop the last
+    full = src.window_law(T)  # enumeration of all V^T sequences
+    idx = np.array([0, 1, 777, V ** T - 1])
+    seqs = np.stack([(idx // V ** (T - 1 - i)) % V for i in range(T)], axis=-1)
+    assert np.allclose(src.log_prob(seqs), np.log(full[idx]), rtol=1e-12)  # forward algorithm = enumeration
+    x = src.sample(5000, Streams(0, 2, -1, "data"))
+    assert x.shape == (2, 5000, T) and x.dtype == np.int64 and 0 <= x.min() and x.max() < V
+    law2 = src.window_law(2)
+    for t in range(T - 1):
+        f = np.bincount((x[..., t] * V + x[..., t + 1]).ravel(), minlength=V * V) / x[..., 0].size
+        assert np.all(np.abs(f - law2) <= 4 * np.sqrt(law2 * (1 - law2) / x[..., 0].size))
+    assert np.array_equal(src.sample(50, Streams(0, 1, -1, "data")), x[:1, :50])  # replicate r independent of R
+
+
+def test_hmm_true_perplexity_is_exp_entropy_and_monte_carlo_entropy_agrees(monkeypatch):
+    """The true model's perplexity on its own samples is exp(H_T / T) within 4 s.e., with H_T exact
+    (enumeration); the Monte-Carlo H_T used where V^T is too large agrees with it within 4 of its s.e."""
+    from autophagy.data import text
+
+    src = hmm()
+    truth = src.info.truth
+    assert truth["sequence_entropy_method"] == "exact" and truth["sequence_entropy_se"] == 0.0
+    assert truth["sequence_entropy"] == pytest.approx(-np.sum(src.window_law(6) * np.log(src.window_law(6))))
+    x = src.sample(4000, Streams(3, 2, -1, "data"))
+    nll = -src.log_prob(x).ravel() / src.T
+    se = nll.std(ddof=1) / math.sqrt(nll.size)
+    assert abs(nll.mean() - truth["sequence_entropy"] / src.T) <= 4 * se
+    # the hidden state's memory: the entropy per token is strictly below the marginal's H(X_1)
+    assert truth["sequence_entropy"] / src.T < -np.sum(truth["probs"] * np.log(truth["probs"]))
+    monkeypatch.setattr(text, "ENUM_LIMIT", 0)
+    monkeypatch.setattr(text, "_ENTROPY", {})
+    mc = hmm(entropy_draws=20_000).info.truth
+    assert mc["sequence_entropy_method"] == "monte-carlo" and 0 < mc["sequence_entropy_se"] < 0.05
+    assert abs(mc["sequence_entropy"] - truth["sequence_entropy"]) <= 4 * mc["sequence_entropy_se"]
+
+
+def test_exact_kl_on_an_hmm_equals_brute_force():
+    """exact-kl of the best bigram model (the exact bigram conditionals) to an HMM source equals
+    Σ_x p(x) log p(x)/q(x) over all V^T sequences, and is > 0: no finite-order model is exact."""
+    src = hmm()
+    V, T = src.V, src.T
+    law1, law2 = src.window_law(1), src.window_law(2).reshape(V, V)
+    table = np.vstack([law2 / law1[:, None], law1[None, :]])  # contexts 0..V-1, then the start symbol
+    model = NGramModel(np.broadcast_to(table, (2, V + 1, V)).copy(), np.zeros((2, V + 1, V)), V, 1, T, None)
+    p = src.window_law(T)
+    seqs = np.stack([(np.arange(V ** T) // V ** (T - 1 - i)) % V for i in range(T)], axis=-1)
+    log_q = np.log(law1[seqs[:, 0]]) + np.log(table[seqs[:, :-1], seqs[:, 1:]]).sum(1)
+    brute = np.sum(p * (np.log(p) - log_q)) / T
+    kl = tm.exact_kl(None, None, model=model, info=src.info)["exact-kl"]
+    assert brute > 1e-3 and np.allclose(kl, brute, rtol=1e-9, atol=1e-12)
+    assert np.allclose(model.log_prob(np.broadcast_to(seqs[:50], (2, 50, T)))[0], log_q[:50])
+
+
 def test_text_file_source_tokenisers(tmp_path):
     text = ("the cat sat on the mat and the dog sat on the log " * 40).strip()
     (tmp_path / "a.txt").write_text(text)

@@ -30,6 +30,7 @@ SOURCES = {
     "images": "autophagy.data.images:ImageFileSource",
     "memmap": "autophagy.data.lazy:MemmapSource",
     "markov-text": "autophagy.data.text:MarkovTextSource",
+    "hmm-text": "autophagy.data.text:HMMTextSource",
     "text": "autophagy.data.text:TextFileSource",
 }
 

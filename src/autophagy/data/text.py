@@ -1,4 +1,5 @@
-"""Token-sequence sources: ``markov-text`` (a language whose law is known exactly) and ``text`` (a user's files).
+"""Token-sequence sources: ``markov-text`` and ``hmm-text`` (languages whose law is known exactly) and ``text``
+(a user's files).
 
 Data are ``(R, n, T)`` int64 token sequences in [0, V) (``info.kind = "tokens"``, ``info.seq_len = T``,
 ``info.vocab_size = V``). Every sequence here has the full length T (no padding); ``protocols.PAD``
@@ -13,6 +14,10 @@ exact: the entropy rate H = Σ_c μ(c) H(P(· | c)), the sequence entropy H_T = 
 and the law of any window (``window_law``), from which ``autophagy.text_metrics`` computes exact
 cross-entropy and KL of n-gram models. (Shumailov et al. 2024 §3 and Fig. 4 study tail loss on such
 token statistics; a Zipf law is the shape of word frequencies.)
+
+``hmm-text``: a hidden-Markov language (S hidden states, Zipf-tilted emissions): exact window laws and
+log-likelihoods by the forward recursion; its sequence entropy is exact by enumeration where V^T is
+small, otherwise a Monte-Carlo value with its standard error (see ``HMMTextSource``).
 
 ``text``: a UTF-8 file or a folder of ``.txt``/``.md`` files, tokenised by characters, bytes, words
 (the ``vocab_size − 1`` most frequent plus ``<unk>``) or a byte-level BPE trained locally with the
@@ -115,6 +120,116 @@ class MarkovTextSource:
             out[..., t] = tok
             ctx = (ctx % V ** (k - 1)) * V + tok if k > 1 else tok
         return out
+
+
+ENUM_LIMIT = 1 << 20  # hmm-text: V^T sequences up to this many give the exact sequence entropy by enumeration
+
+
+def _inverse_cdf(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Index of u (..., ) in the rows cdf (..., K) (the last entry is the row's total)."""
+    return np.minimum((cdf <= (u * cdf[..., -1])[..., None]).sum(-1), cdf.shape[-1] - 1)
+
+
+_ENTROPY: dict = {}  # hmm-text options -> (H_T, s.e., method): computed once per process
+
+
+def _hmm_entropy(src: "HMMTextSource", key) -> tuple[float, float, str]:
+    """``(H_T, its standard error, "exact" | "monte-carlo")`` of ``src``'s sequences."""
+    if key not in _ENTROPY:
+        V, S, T, o = src.V, src.S, src.T, src.options
+        if V ** T <= ENUM_LIMIT:
+            _ENTROPY[key] = float(_entropy(src.window_law(T))), 0.0, "exact"
+        else:
+            nll = -src.log_prob(src._draw(o.entropy_draws, generator(o.structure_seed, 9, V, S, T).random))
+            _ENTROPY[key] = float(nll.mean()), float(nll.std(ddof=1) / np.sqrt(nll.size)), "monte-carlo"
+    return _ENTROPY[key]
+
+
+class HMMTextSource:
+    """A hidden-Markov language with exact window laws: ``sample`` returns ``(R, n, T)`` int64.
+
+    S hidden states follow a Markov chain A = stay·I + (1 − stay)·K (K's rows ∝ exp(z), z ~ N(0, 1)),
+    started from its stationary law π; state s emits token j with B[s, j] ∝ π_j^Zipf exp(β u_sj) (the
+    ``markov-text`` tilt, per state instead of per context). The token process is stationary but of
+    no finite order, so an n-gram model of any order is misspecified (its exact KL stays > 0).
+
+    Exact: every window law, by the forward recursion α_{w+1}(x, v; s') = Σ_s α_w(x; s) A[s, s'] B[s', v]
+    over all V^w windows (``window_law``), and log p(x) of any sequence (``log_prob``, the scaled forward
+    algorithm). The sequence entropy H_T = −E log p(X_{1..T}) has no closed form: it is exact (enumeration
+    of all V^T sequences) when V^T ≤ ``ENUM_LIMIT``, otherwise a Monte-Carlo mean of −log p over
+    ``entropy_draws`` sequences drawn from the fixed structure seed, with its standard error in
+    ``truth["sequence_entropy_se"]`` (``truth["sequence_entropy_method"]`` says which). ``exact-kl`` is then
+    exact in its cross-entropy and carries that s.e. / T in its KL.
+    """
+
+    class Options(Options):
+        vocab: PositiveInt = Field(30, ge=2, description="vocabulary size V")
+        states: PositiveInt = Field(4, le=1000, description="hidden states S")
+        seq_len: PositiveInt = Field(16, ge=2, description="tokens per sequence T")
+        exponent: PositiveFloat = Field(1.1, description="Zipf exponent s of the base emission law π_j ∝ (j+1)^-s")
+        strength: float = Field(2.0, ge=0.0, description="state dependence β of the emissions: B[s, j] ∝ π_j exp(β u_sj)")
+        stay: float = Field(0.8, ge=0.0, lt=1.0, description="extra probability of keeping the hidden state")
+        structure_seed: int = Field(0, ge=0, description="seed of the fixed structure (the language, not the draws)")
+        entropy_draws: PositiveInt = Field(100_000, ge=1000, description="Monte-Carlo sequences for H_T when "
+                                           "V^T exceeds the enumeration limit (2^20)")
+
+    def __init__(self, options: "HMMTextSource.Options" = None):
+        o = self.options = options or self.Options()
+        V, S, T = o.vocab, o.states, o.seq_len
+        g = generator(o.structure_seed, 8, V, S)
+        logits = np.log(zipf_probs(o.exponent, V))[None, :] + o.strength * g.standard_normal((S, V))
+        B = np.exp(logits - logits.max(1, keepdims=True))
+        self.emit = B / B.sum(1, keepdims=True)  # (S, V)
+        K = np.exp(g.standard_normal((S, S)))
+        self.hidden_trans = o.stay * np.eye(S) + (1 - o.stay) * K / K.sum(1, keepdims=True)  # (S, S)
+        self.hidden_init = stationary(self.hidden_trans, S, 1)  # (S,)
+        self.V, self.S, self.T = V, S, T
+        self._emit_t = np.ascontiguousarray(self.emit.T)  # (V, S)
+        h, se, method = _hmm_entropy(self, tuple(sorted(o.model_dump().items())))
+        self.info = SourceInfo(dim=T, kind="tokens", n_categories=V, seq_len=T, vocab_size=V, truth={
+            "probs": self.window_law(1), "hidden_init": self.hidden_init, "hidden_trans": self.hidden_trans,
+            "emission": self.emit, "sequence_entropy": h, "sequence_entropy_se": se,
+            "sequence_entropy_method": method, "window_law": self.window_law, "log_prob": self.log_prob})
+
+    def window_law(self, w: int) -> np.ndarray:
+        """Exact law ``(V^w,)`` of w consecutive tokens (stationary); oldest token most significant."""
+        if self.V ** w > MAX_STATES * 8:
+            raise ConfigError("data.vocab", self.V, f"vocab ** {w} at most {MAX_STATES * 8} (dense window laws)")
+        alpha = self.hidden_init[None, :] * self._emit_t  # (V, S): P(x_1 = v, h_1 = s)
+        for _ in range(1, w):
+            alpha = (np.einsum("ws,st->wt", alpha, self.hidden_trans)[:, None, :] * self._emit_t[None, :, :]).reshape(-1, self.S)
+        return alpha.sum(1)
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        """Exact log p(x) ``(...)`` of token sequences ``x (..., t)`` (scaled forward algorithm)."""
+        x = np.asarray(x, dtype=np.int64)
+        alpha = self.hidden_init * self._emit_t[x[..., 0]]  # (..., S)
+        out = np.zeros(x.shape[:-1])
+        for t in range(x.shape[-1]):
+            if t:
+                # einsum, not @: BLAS threads on (n, S) x (S, S) were 7x slower on a loaded machine
+                alpha = np.einsum("...s,st->...t", alpha, self.hidden_trans) * self._emit_t[x[..., t]]
+            c = alpha.sum(-1)
+            out += np.log(c)
+            alpha = alpha / c[..., None]
+        return out
+
+    def _draw(self, shape, uniform) -> np.ndarray:
+        """Sequences of shape ``(*shape, T)`` from ``uniform(shape + (2T,))`` (hidden and emission uniforms)."""
+        shape = (shape,) if np.isscalar(shape) else tuple(shape)
+        u = uniform(shape + (2 * self.T,))  # Streams.uniform prepends the replicate axis
+        trans_cdf, emit_cdf = np.cumsum(self.hidden_trans, 1), np.cumsum(self.emit, 1)
+        state = _inverse_cdf(np.cumsum(self.hidden_init), u[..., 0])
+        out = np.empty(u.shape[:-1] + (self.T,), dtype=np.int64)
+        for t in range(self.T):
+            if t:
+                state = _inverse_cdf(trans_cdf[state], u[..., 2 * t])
+            out[..., t] = _inverse_cdf(emit_cdf[state], u[..., 2 * t + 1])
+        return out
+
+    def sample(self, n: int, streams: Streams) -> np.ndarray:
+        """``(R, n, T)``: h_1 ~ π, then per token one uniform for the emission and one for the next state."""
+        return self._draw((int(n),), lambda shape: streams.uniform(*shape))
 
 
 # --------------------------------------------------------------------------- user text
