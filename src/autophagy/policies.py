@@ -296,18 +296,26 @@ class SubsetStatsPool:
         sink = np.concatenate([compact, np.full((self.R, 1), -1)], axis=1)
         sink[sink < 0] = U
         rows = np.arange(self.R)[:, None]
-        part = y[rows, sink[rows, loc]]  # (R, ΣK, r): every training set's selected points of this batch
-        s1 = np.add.reduceat(part, bounds[:-1], axis=1)  # (R, len(gens), r)
-        if self.r <= 4:  # small d: outer products of all of them at once, summed per training set
-            s2 = np.add.reduceat(part[..., :, None] * part[..., None, :], bounds[:-1], axis=1)
-            for t, g in enumerate(gens):
-                self.s1[g] += s1[:, t]
-                self.s2[g] += s2[:, t]
-            return
-        for t, g in enumerate(gens):
-            seg = part[:, bounds[t]:bounds[t + 1]]
-            self.s1[g] += s1[:, t]
-            self.s2[g] += np.swapaxes(seg, -1, -2) @ seg
+        t0 = 0
+        while t0 < len(gens):  # training sets in chunks of <= 1024 gathered columns: a bounded temporary
+            t1 = t0 + 1
+            while t1 < len(gens) and bounds[t1 + 1] - bounds[t0] <= 1024:
+                t1 += 1
+            lo = bounds[t0]
+            cut = [b - lo for b in bounds[t0:t1 + 1]]
+            part = y[rows, sink[rows, loc[:, lo:bounds[t1]]]]  # (R, ΣK, r): those training sets' points of this batch
+            s1 = np.add.reduceat(part, cut[:-1], axis=1)  # (R, t1 - t0, r)
+            if self.r <= 4:  # small d: outer products of all of them at once, summed per training set
+                s2 = np.add.reduceat(part[..., :, None] * part[..., None, :], cut[:-1], axis=1)
+                for t in range(t0, t1):
+                    self.s1[gens[t]] += s1[:, t - t0]
+                    self.s2[gens[t]] += s2[:, t - t0]
+            else:
+                for t in range(t0, t1):
+                    seg = part[:, cut[t - t0]:cut[t - t0 + 1]]
+                    self.s1[gens[t]] += s1[:, t - t0]
+                    self.s2[gens[t]] += np.swapaxes(seg, -1, -2) @ seg
+            t0 = t1
 
     def add(self, batch: np.ndarray) -> None:
         """Batch i's points ``(R, m_i, r)``: added to the sums of every training set g ≥ i that selects them.
