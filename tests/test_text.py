@@ -3,12 +3,16 @@
 Monte-Carlo tolerances are 4 standard errors (fixed seeds).
 """
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 import autophagy
+from autophagy.cli import app
 from autophagy.data.text import MarkovTextSource, TextFileSource
 from autophagy.errors import AutophagyError, ConfigError
 from autophagy.models import decoding
@@ -278,6 +282,38 @@ def test_bad_text_files_are_one_line(tmp_path):
         with pytest.raises(AutophagyError) as err:
             TextFileSource(TextFileSource.Options(**opts), base_dir=tmp_path)
         assert words in str(err.value) and "\n" not in str(err.value) and str(err.value).startswith("data.")
+
+
+# --------------------------------------------------------------------------- bad input through the CLI: one line, exit 2
+TEXT_BASE = {"seed": 0, "replicates": 2, "generations": 1, "model": {"family": "ngram"},
+             "loop": {"policy": "replace", "n_real": 10}, "metrics": {"use": []}}
+HF_DIR = {"model": {"family": "hf-causal-lm", "model_dir": "missing-model"}}
+
+
+@pytest.mark.parametrize("edit, field, words", [
+    ({"data": {"source": "text", "path": "bin.txt", "seq_len": 2}}, "data.path", "binary"),
+    ({"data": {"source": "text", "path": "empty.txt", "seq_len": 2}}, "data.path", "empty"),
+    ({"data": {"source": "text", "path": "few.txt", "tokenizer": "word", "vocab_size": 50, "seq_len": 1}},
+     "data.vocab_size", "at most 4"),
+    ({"sampling": {"top_p": 1.5}}, "sampling.top_p", "less than or equal to 1"),
+    ({"sampling": {"top_p": 0}}, "sampling.top_p", "greater than 0"),
+    (HF_DIR, "model.model_dir", "existing local directory"),
+    ({**HF_DIR, "no_transformers": True}, "model.family", "transformers"),
+])
+def test_bad_text_input_through_the_cli_is_one_line_exit_2(tmp_path, monkeypatch, edit, field, words):
+    (tmp_path / "bin.txt").write_bytes(b"abc\x00\x01def")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "few.txt").write_text("the cat the cat sat")
+    edit = dict(edit)
+    if edit.pop("no_transformers", False):
+        monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
+    cfg = {**TEXT_BASE, "data": {"source": "markov-text", "vocab": 8, "seq_len": 4}, **edit}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    r = CliRunner().invoke(app, ["run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")])
+    lines = [l for l in r.output.splitlines() if l.strip()]
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert lines[0].startswith(f"error: {field} = ") and words in lines[0], lines[0]
+    assert not (tmp_path / "out").exists()  # refused before the first fit: nothing written
 
 
 # --------------------------------------------------------------------------- torch families
