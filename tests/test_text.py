@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import autophagy
 from autophagy.cli import app
+from autophagy.config import SamplingConfig
 from autophagy.data.text import MarkovTextSource, TextFileSource
 from autophagy.errors import AutophagyError, ConfigError
 from autophagy.models import decoding
@@ -206,7 +207,7 @@ def test_decoding_rules():
     seen = np.array([[True, False, False, False]])
     assert decoding.adjust(lp, seen=seen, penalty=2.0)[0, 0] < 0.5
     src = source()
-    model = true_model(src, 3, autophagy.config.SamplingConfig(beams=3))
+    model = true_model(src, 3, SamplingConfig(beams=3))
     a = model.sample(50, Streams(0, 3, 1, "sample"))
     b = model.sample(50, Streams(0, 3, 1, "sample"))
     assert np.array_equal(a, b)
@@ -379,8 +380,6 @@ def test_hf_errors_are_one_line(monkeypatch):
     with pytest.raises(AutophagyError) as err:
         autophagy.run(base)
     assert str(err.value).startswith("model.model_dir") and "\n" not in str(err.value)
-    import sys
-
     monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
     with pytest.raises(AutophagyError) as err:
         autophagy.run(base)
