@@ -3,9 +3,11 @@
     name(reference, samples, *, model=None, info=None, streams=None, **options) -> {key: (R,) array}
 
 * ``exact-kl`` (distance, exact): per token, KL(P_T ‖ Q_T)/T and the cross-entropy −E_P log Q(X)/T
-  (keys ``exact-kl``, ``exact-ce``) between the source's sequence law (markov-text) and a model with
+  (keys ``exact-kl``, ``exact-ce``) between the source's sequence law (markov-text, hmm-text) and a model with
   a finite context (``model.context_length``: ngram), by enumerating the source's exact window laws:
   CE_T = Σ_t Σ_w law(w) (−log q(w_last | w_prefix)), KL_T = CE_T − H_T. The KL of the true model is 0.
+  With ``hmm-text`` at V^T > 2^20, H_T is a Monte-Carlo value: the key ``exact-kl-se`` then carries its
+  standard error per token (``truth["sequence_entropy_se"] / T``; the cross-entropy stays exact).
 * ``heldout-ppl`` (distance, Monte-Carlo): perplexity exp(−Σ log q(x) / (n T)) of the held-out real
   sequences under each replicate's model (needs ``log_prob``); keys ``heldout-ppl``, ``heldout-ce``.
   For the true model its expectation of ``heldout-ce`` is H_T / T.
@@ -18,7 +20,7 @@
 * ``seq-length``: mean number of non-padding tokens per sequence.
 
 Each applies to token data only (``kinds={"tokens"}``); ``exact-kl`` declares that it reads the source's
-``window_law`` and ``heldout-ppl`` that it needs ``log_prob`` (``autophagy.metrics.base``).
+``window_law`` and ``sequence_entropy`` and ``heldout-ppl`` that it needs ``log_prob`` (``autophagy.metrics.base``).
 """
 from __future__ import annotations
 
@@ -87,7 +89,11 @@ def exact_kl(reference, samples, *, model=None, info=None, streams=None, **optio
             term = -(law[keep][None, :] * lq).sum(1)
         ce += term * (T - h if w == h + 1 else 1)
     kl = ce - truth["sequence_entropy"]
-    return {"exact-kl": kl / T, "exact-ce": ce / T}
+    out = {"exact-kl": kl / T, "exact-ce": ce / T}
+    se = float(truth.get("sequence_entropy_se", 0.0) or 0.0)
+    if se > 0:
+        out["exact-kl-se"] = np.full(model.R, se / T)
+    return out
 
 
 def heldout_ppl(reference, samples, *, model=None, info=None, streams=None, **options) -> dict:
@@ -166,7 +172,8 @@ def seq_length(reference, samples, *, model=None, info=None, streams=None, **opt
 
 METRICS = (
     Metric("exact-kl", exact_kl, kinds=TOKENS,
-           truth={"window_law": "a source with a known law (markov-text); use heldout-ppl"}),
+           truth={"window_law": "a source with a known law (markov-text, hmm-text); use heldout-ppl",
+                  "sequence_entropy": "a source with a known law (markov-text, hmm-text); use heldout-ppl"}),
     Metric("heldout-ppl", heldout_ppl, kinds=TOKENS, needs=frozenset({"log_prob"})),
     Metric("text-entropy", text_entropy, kinds=TOKENS),
     Metric("distinct-n", distinct_n, kinds=TOKENS, options=DistinctOptions),
