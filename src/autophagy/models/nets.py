@@ -32,6 +32,7 @@ from ..errors import ConfigError
 from .torch_util import require_torch
 
 CONV_GROUP = 8  # replicates per grouped convolution call in BConv(grouped=True)
+GROUPED_MAX_PIXELS = 64  # BConv(layout="nhwc"): feature maps up to 8×8 run as grouped blocks, larger ones per replicate
 
 
 @functools.lru_cache(maxsize=None)
@@ -67,6 +68,16 @@ def _modules():
         fixed size every call has the same shape whatever R, replicate r always sits at the same place
         in the same block, and groups do not mix, so its numbers do not depend on R (the conformance
         suite checks R = 70 vs 3 and changing the other replicates' data).
+
+        ``layout="nhwc"`` (the VAE's): one channels-last ``conv2d`` per replicate, returning the
+        ``(R, B, c_out, H, W)`` result as a permuted view of ``(R, B, H, W, c_out)`` memory. Every call has
+        one replicate's shape whatever R, so replicate r's numbers do not depend on R by construction, and
+        R = 1 pays for one replicate (the grouped blocks pay for 8). Measured on the 2-core AVX2 CPU
+        (threads 1, B = 32, the VAE's 1→8, 8→16, 16→8, 8→1 layers at 24×24 / 12×12): channels-last
+        oneDNN per replicate was the fastest R-independent choice; grouped calls over all R were at most
+        1.5× faster on the middle layers (and slower on the 1- and 8→1-channel ones, whose results also
+        changed with R), and im2col + ``bmm`` variants (unfold, 9 shifted views, one GEMM with shifted
+        adds on a padded flat grid) were 1.2–9× slower (docs/neural.md, "Speed").
         """
 
         def __init__(self, R, c_in, c_out, gens, device, grouped=False, layout="nchw"):
@@ -96,9 +107,30 @@ def _modules():
             return outs[0] if len(outs) == 1 else torch.cat(outs)
 
         def _forward_nhwc(self, x):
-            """One channels-last ``conv2d`` per replicate; the result is ``(R, B, c_out, H, W)`` stored as
-            ``(R, B, H, W, c_out)`` (a permuted view), so pooling, upsampling and the next layer stay channels-last."""
+            """Channels-last convolutions; the result is ``(R, B, c_out, H, W)`` stored as ``(R, B, H, W, c_out)``
+            (a permuted view), so pooling, upsampling and the next layer stay channels-last. Feature maps of at
+            most ``GROUPED_MAX_PIXELS`` pixels: fixed blocks of ``CONV_GROUP`` replicates as grouped calls (such
+            calls cost little more than one replicate's); larger ones: one call per replicate. The choice
+            depends on the layer's shape only, never on R."""
             cl = torch.channels_last
+            R, B, C, H, W = x.shape
+            if H * W <= GROUPED_MAX_PIXELS:
+                G, O = CONV_GROUP, self.weight.shape[1]
+                outs = []
+                for s in range(0, R, G):
+                    k = min(G, R - s)
+                    xs, w, b = x[s:s + k], self.weight[s:s + k], self.bias[s:s + k]
+                    if k < G:  # zero replicates: the call's shape does not depend on R
+                        xs, w, b = (torch.cat([t, t.new_zeros(G - k, *t.shape[1:])]) for t in (xs, w, b))
+                    y = xs.permute(1, 3, 4, 0, 2).reshape(B, H, W, G * C).permute(0, 3, 1, 2)  # channels-last
+                    out = F.conv2d(y, w.reshape(G * O, C, 3, 3).contiguous(memory_format=cl), b.reshape(G * O),
+                                   padding=1, groups=G)  # (B, G*O, H, W), channels-last
+                    # contiguous (k, B, H, W, O): the same memory layout for every R, so later elementwise
+                    # kernels (vectorised vs scalar exp/log) treat replicate r's elements alike
+                    outs.append(out.permute(0, 2, 3, 1).reshape(B, H, W, G, O)[:, :, :, :k].permute(3, 0, 1, 2, 4)
+                                .contiguous())
+                y = outs[0] if len(outs) == 1 else torch.cat(outs)
+                return y.permute(0, 1, 4, 2, 3)
             outs = [F.conv2d(xr.contiguous(memory_format=cl), self.weight[r].contiguous(memory_format=cl),
                              self.bias[r], padding=1).permute(0, 2, 3, 1) for r, xr in enumerate(x.unbind(0))]
             y = outs[0].unsqueeze(0) if len(outs) == 1 else torch.stack(outs)
@@ -171,8 +203,9 @@ def layers():
     """The batched layer classes ``(BLinear, BConv)`` for other families' networks (vae, gan, user models).
 
     ``BLinear(R, fan_in, fan_out, gens, device)``: ``(R, B, fan_in) -> (R, B, fan_out)``;
-    ``BConv(R, c_in, c_out, gens, device, grouped=False)``: ``(R, B, c_in, H, W) -> (R, B, c_out, H, W)``, 3×3,
-    padding 1; ``grouped=True`` runs blocks of ``CONV_GROUP`` replicates as one grouped convolution.
+    ``BConv(R, c_in, c_out, gens, device, grouped=False, layout="nchw")``: ``(R, B, c_in, H, W) -> (R, B, c_out, H, W)``,
+    3×3, padding 1; ``grouped=True`` runs blocks of ``CONV_GROUP`` replicates as one grouped convolution;
+    ``layout="nhwc"`` one channels-last convolution per replicate (output stored channels-last).
     ``gens`` (one torch generator per replicate) draws nn.Linear/nn.Conv2d's default uniform init in
     creation order; ``gens=None`` leaves zeros for ``load_state_dict``.
     """

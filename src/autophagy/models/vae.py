@@ -16,11 +16,10 @@ draw from the likelihood (``output: sample``).
 
 Replicates as a batch axis: every layer holds its R replicates' weights stacked along dim 0
 (``nets.layers()``, shared with the other torch families: linear weights ``(R, in, out)`` applied with
-``baddbmm``; conv weights ``(R, c_out, c_in, 3, 3)`` applied as grouped convolutions over fixed blocks of
-8 replicates, ``nets.BConv(grouped=True)``, so a call's shape never depends on R). The total loss is the sum of the R replicates' losses, so each
+``baddbmm``; conv weights ``(R, c_out, c_in, 3, 3)`` applied as one channels-last convolution per replicate,
+``nets.BConv(layout="nhwc")``, so a call's shape never depends on R). The total loss is the sum of the R replicates' losses, so each
 replicate's gradient, and Adam's elementwise update, are exactly those of training it alone.
-``batched: loop`` trains the replicates one after another with the same code (R = 1, one ``conv2d`` per
-layer) and the
+``batched: loop`` trains the replicates one after another with the same code (R = 1) and the
 same random draws, for comparison. Each replicate draws its initial weights, minibatch
 orders and noise from its own torch generator seeded from the seed tree
 (``streams.generators()``): results do not depend on R.
@@ -29,8 +28,9 @@ Architectures (Tarchi's FC1, FC2, Conv and asymmetric): ``fc1`` one hidden layer
 ``fc2`` two, ``conv`` two 3×3 conv + 2×2 max-pool stages (decoder: nearest upsampling + conv),
 ``asymmetric`` the conv encoder with the fc2 decoder.
 
-Speed (benchmarks/bench_vae_batched.py, R = 8, 2 CPU threads): the batched ensemble trains the
-fully connected and conv variants several times faster than the loop (figures in docs/neural.md).
+Speed (benchmarks/bench_vae_batched.py, R = 8): the batched ensemble trains the fully connected
+variants several times faster than the loop; the conv variants gain less, because their per-replicate
+convolutions dominate (figures in docs/neural.md).
 ``threads`` sets torch's
 intra-op threads on every fit. It defaults to 1, as for the other neural families: on a busy
 shared machine 2 threads were up to 10x slower than 1 (spinning threads); on an idle one 2 threads
