@@ -168,3 +168,34 @@ def test_variability_falls_along_the_chain_and_variability_loss_keeps_more():
     assert plain[3] < 0.5 * plain[0], table
     assert kept[3] > plain[3] + 0.1, table
     assert kept[3] > 0.25 * kept[0], table
+
+
+@pytest.mark.parametrize("size", [4, 8, 12])  # <= 8x8: grouped blocks of 8 replicates; 12x12: one call per replicate
+@pytest.mark.parametrize("c_in,c_out", [(1, 3), (3, 5), (5, 1)])
+def test_channels_last_conv_layer(size, c_in, c_out):
+    """nets.BConv(layout="nhwc"), the VAE's conv layer: each replicate's output and gradients are its own
+    conv2d's (to float rounding), and bit-identical whether it runs among R = 11 (two blocks) or R = 3."""
+    from autophagy.models.nets import layers
+    F = torch.nn.functional
+    torch.set_num_threads(1)
+    BConv = layers()[1]
+    layer = BConv(11, c_in, c_out, [torch.Generator().manual_seed(i) for i in range(11)], "cpu", layout="nhwc")
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(11, 5, c_in, size, size, generator=gen).requires_grad_()
+    g = torch.randn(11, 5, c_out, size, size, generator=gen)
+    y = layer(x)
+    y.backward(g)
+    for r in range(11):
+        xr = x[r].detach().clone().requires_grad_()
+        wr, br = (t[r].detach().clone().requires_grad_() for t in (layer.weight, layer.bias))
+        ref = F.conv2d(xr, wr, br, padding=1)
+        ref.backward(g[r])
+        for got, want in ((y[r], ref), (x.grad[r], xr.grad), (layer.weight.grad[r], wr.grad), (layer.bias.grad[r], br.grad)):
+            np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-5)
+    small = BConv(3, c_in, c_out, None, "cpu", layout="nhwc")
+    small.load_state_dict({k: v[:3].detach().clone() for k, v in layer.state_dict().items()})
+    x3 = x[:3].detach().clone().requires_grad_()
+    y3 = small(x3)
+    y3.backward(g[:3])
+    assert torch.equal(y3, y[:3]) and torch.equal(x3.grad, x.grad[:3])
+    assert torch.equal(small.weight.grad, layer.weight.grad[:3]) and torch.equal(small.bias.grad, layer.bias.grad[:3])
