@@ -96,15 +96,22 @@ def _modules():
             R, B, C, H, W = x.shape
             G, O = CONV_GROUP, self.weight.shape[1]
             outs = []
-            for s in range(0, R, G):
-                k = min(G, R - s)
-                xs, w, b = x[s:s + k], self.weight[s:s + k], self.bias[s:s + k]
-                if k < G:  # zero replicates: the call's shape does not depend on R
-                    xs, w, b = (torch.cat([t, t.new_zeros(G - k, *t.shape[1:])]) for t in (xs, w, b))
+            for k, xs, w, b in self._blocks(x):
                 y = xs.transpose(0, 1).reshape(B, G * C, H, W)
                 out = F.conv2d(y, w.reshape(G * O, C, 3, 3), b.reshape(G * O), padding=1, groups=G)
                 outs.append(out.reshape(B, G, O, H, W).transpose(0, 1)[:k])
             return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+        def _blocks(self, x):
+            """Fixed blocks of ``CONV_GROUP`` replicates: ``(k, x, weight, bias)`` with the last block padded by
+            zero replicates to ``CONV_GROUP``, so a grouped call's shape never depends on R."""
+            G = CONV_GROUP
+            for s in range(0, x.shape[0], G):
+                k = min(G, x.shape[0] - s)
+                xs, w, b = x[s:s + k], self.weight[s:s + k], self.bias[s:s + k]
+                if k < G:
+                    xs, w, b = (torch.cat([t, t.new_zeros(G - k, *t.shape[1:])]) for t in (xs, w, b))
+                yield k, xs, w, b
 
         def _forward_nhwc(self, x):
             """Channels-last convolutions; the result is ``(R, B, c_out, H, W)`` stored as ``(R, B, H, W, c_out)``
@@ -117,11 +124,7 @@ def _modules():
             if H * W <= GROUPED_MAX_PIXELS:
                 G, O = CONV_GROUP, self.weight.shape[1]
                 outs = []
-                for s in range(0, R, G):
-                    k = min(G, R - s)
-                    xs, w, b = x[s:s + k], self.weight[s:s + k], self.bias[s:s + k]
-                    if k < G:  # zero replicates: the call's shape does not depend on R
-                        xs, w, b = (torch.cat([t, t.new_zeros(G - k, *t.shape[1:])]) for t in (xs, w, b))
+                for k, xs, w, b in self._blocks(x):
                     y = xs.permute(1, 3, 4, 0, 2).reshape(B, H, W, G * C).permute(0, 3, 1, 2)  # channels-last
                     out = F.conv2d(y, w.reshape(G * O, C, 3, 3).contiguous(memory_format=cl), b.reshape(G * O),
                                    padding=1, groups=G)  # (B, G*O, H, W), channels-last
