@@ -39,7 +39,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .policies import POLICIES, SubsetStatsPool, make_pool
+from .policies import POLICIES, make_pool
+from .subsample_pool import LiveSubsetPool
 from .rng import Streams
 
 
@@ -146,6 +147,7 @@ def simulate(plan: Plan, on_generation: Callable[[int, dict], None] | None = Non
     """
     if getattr(plan.family, "sufficient_statistics", False):  # many small matrices: BLAS threads only
         from threadpoolctl import threadpool_limits  # add overhead (34x for a batch of 100x100 eigh under load)
+        import scipy.linalg.blas  # noqa: F401  (loaded before the limit, so that its BLAS is limited too)
 
         with threadpool_limits(1, user_api="blas"):
             return _simulate(plan, on_generation, block)
@@ -202,12 +204,10 @@ def _simulate(plan: Plan, on_generation, block) -> dict[str, np.ndarray]:
     elif exact:  # statistics in place of points from here on
         model, real = model.triangular(), plan.family.statistics(real)
     capacity = cfg.loop.initial + sum(cfg.loop.synthetic_at(g) for g in range(1, G + 1))
-    if subsample and real.shape[2] >= max(cfg.loop.synthetic_at(g) for g in range(1, G + 1)):
-        pool = make_pool(real, None, cfg.loop, capacity, False)  # r >= batch size: points are smaller than sums
-    elif subsample:  # every generation's subset drawn up front (the same indices as the point pool's)
-        pool = SubsetStatsPool(real, [cfg.loop.synthetic_at(g) for g in range(1, G + 1)],
-                               [cfg.loop.real_at(g) for g in range(1, G + 1)], lambda g: S(g, "policy"),
-                               lambda n, s1, s2, basis=model.basis: plan.family.summed(n, s1, s2, basis))
+    if subsample:  # every generation's subset drawn up front (the same indices as the point pool's)
+        pool = LiveSubsetPool(real, [cfg.loop.synthetic_at(g) for g in range(1, G + 1)],
+                              [cfg.loop.real_at(g) for g in range(1, G + 1)], lambda g: S(g, "policy"),
+                              lambda n, s1, s2, basis=model.basis: plan.family.summed(n, s1, s2, basis))
     else:
         pool = make_pool(real, plan.family, cfg.loop, capacity, exact) if policy.keeps_history else None
     for g in range(1, G + 1):
@@ -216,8 +216,8 @@ def _simulate(plan: Plan, on_generation, block) -> dict[str, np.ndarray]:
             model = model.exact_refit(n_syn, S(g, "sample"), bias)
             record(g, model)
             continue
-        if subsample:  # the batch's points; the pool keeps only the sums of those its training sets select
-            synth = model.sample(n_syn, S(g, "sample"), bias)
+        if subsample:  # only the batch's points that some training set selects; the pool stores those
+            synth = model.sample_rows(pool.needed(), pool.draw_width(), S(g, "sample"), bias, dtype=pool.dtype.type)
         elif exact:
             synth = model.exact_moments(n_syn, S(g, "sample"), bias)
         elif plan.control:
@@ -238,8 +238,6 @@ def _simulate(plan: Plan, on_generation, block) -> dict[str, np.ndarray]:
         if exact and fresh is not None:
             fresh = plan.family.statistics(fresh)
         train = policy.build(real, synth, pool, fresh, n_real, S(g, "policy"))
-        if subsample and isinstance(train, np.ndarray):  # a subset of points in the chain's coordinates
-            train = plan.family.chain_statistics(train, model.basis)
         model = _fit(plan, g, train, S(g, "fit"), model if cfg.loop.warm_start else None)
         record(g, model)
         if cfg.loop.synthetic_from == "all":

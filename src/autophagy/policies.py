@@ -111,26 +111,28 @@ def uniform_subset(N: int, k: int, streams: Streams) -> np.ndarray:
     expect = N * (math.log(N / (N - k)) if k < N else 1.0) + 1.0
     chunk = int(expect + 6 * math.sqrt(expect) + 16)
     picked = np.full((R, k), -1, dtype=np.int64)
-    have = np.zeros(R, dtype=np.int64)
+    done = np.zeros(R, dtype=bool)
     seen: list[np.ndarray] = []
-    while (have < k).any():
+    while not done.all():
         draws = np.minimum((streams.uniform(chunk) * N).astype(np.int64), N - 1)  # (R, chunk), every row drawn
         seen.append(draws)
-        allv = np.concatenate(seen, axis=1)
-        order = np.argsort(allv, axis=1, kind="stable")
-        sorted_v = np.take_along_axis(allv, order, axis=1)
-        first = np.ones_like(sorted_v, dtype=bool)
-        first[:, 1:] = sorted_v[:, 1:] != sorted_v[:, :-1]
-        is_first = np.zeros_like(first)
-        np.put_along_axis(is_first, order, first, axis=1)  # True at the first occurrence in draw order
-        rank = np.cumsum(is_first, axis=1)  # distinct values seen up to each draw
-        keep = is_first & (rank <= k)
-        have = np.minimum(rank[:, -1], k)
-        done = have >= k
-        rows = np.nonzero(done)[0]
-        if rows.size:
-            picked[rows] = allv[rows][keep[rows]].reshape(rows.size, k)
-    picked.sort(axis=1)  # keep pool order (real first), so order-aware families see real points first
+        rows = np.nonzero(~done)[0]
+        allv = np.concatenate([s[rows] for s in seen], axis=1)
+        L = allv.shape[1]
+        # one sort of value·L + position: equal values together, each value's first draw first
+        key = np.sort(allv * L + np.arange(L), axis=1)
+        value, pos = np.divmod(key, L)
+        first = np.ones(key.shape, dtype=bool)
+        first[:, 1:] = value[:, 1:] != value[:, :-1]
+        ok = first.sum(axis=1) >= k
+        if not ok.any():
+            continue
+        value, pos, first, rows = value[ok], pos[ok], first[ok], rows[ok]
+        # the k first draws of distinct values: first occurrences at or before the k-th smallest such position
+        cut = np.partition(np.where(first, pos, L), k - 1, axis=1)[:, k - 1:k]
+        keep = first & (pos <= cut)
+        picked[rows] = value[keep].reshape(rows.size, k)  # in value order: sorted, as the pool's order
+        done[rows] = True
     return picked
 
 

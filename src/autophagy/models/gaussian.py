@@ -55,6 +55,23 @@ def moment_metrics(mean: np.ndarray, cov: np.ndarray, info: SourceInfo) -> dict[
     return out
 
 
+def _prefix_normal(streams: Streams, *tail: int, dtype=np.float64) -> np.ndarray:
+    """Standard normals ``(R, *tail)`` drawn for replicates < R only: a block's row j gets the same numbers
+    as in ``streams.normal(*tail)`` (its stream fills row by row; float64), but the last block's rows past R
+    are not drawn, so the stream's state afterwards depends on R. Use only for a stream's one draw."""
+    from ..rng import BLOCK
+
+    tail = tuple(int(t) for t in tail)
+    R = streams.R
+    buf = np.empty((R, *tail), dtype=dtype)
+
+    def fill(b: int, g: np.random.Generator) -> None:
+        g.standard_normal(out=buf[b * BLOCK:min((b + 1) * BLOCK, R)], dtype=buf.dtype)
+
+    streams._each_block(fill)
+    return buf
+
+
 def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
     """Symmetric square roots ``(..., d, d)`` of PSD matrices (eigenvalues clipped at 0; works when singular)."""
     w, v = np.linalg.eigh(cov)
@@ -170,6 +187,47 @@ class GaussianModel:
             z = z @ np.swapaxes(self.factor, -1, -2)
             z *= math.sqrt(bias)
         z += self.mean[:, None, :]
+        return z
+
+    def sample_rows(self, counts: np.ndarray, width: int, streams: Streams, bias: float = 1.0,
+                    dtype=np.float64) -> np.ndarray:
+        """``(R, ≥ max(counts), d)`` of ``dtype``: replicate r's first ``counts[r]`` rows are iid draws from
+        N(μ, λΣ) (the rest is padding). A replicate's numbers depend on its own stream and count only, not on R
+        or on the other replicates: a first chunk of ``width`` rows (a constant of the run) is drawn from
+        ``streams`` for the replicates it serves (``_prefix_normal``: rows past R are not drawn), and a
+        replicate with more continues in chunks from ``streams.child("more<i>")``, one draw per stream.
+        float32 (``LiveSubsetPool``'s store): numpy's float32 normals (other numbers than float64's, the same
+        law) and float32 products, each value within a few float32 ulps of the float64 draw's transform."""
+        R, d = self.mean.shape
+        counts = np.asarray(counts, dtype=np.int64)
+        U = int(counts.max(initial=0))
+        q = d if self.diag else self.factor.shape[-1]
+        width = max(int(width), 1)
+        if U <= width:
+            z = _prefix_normal(streams, width, q, dtype=dtype) if U else np.zeros((R, 0, q), dtype=dtype)
+        else:  # rare: replicates past the first chunk, in chunks (of a constant width) of their own streams
+            z, have, i = np.zeros((R, U, q), dtype=dtype), width, 0
+            z[:, :width] = _prefix_normal(streams, width, q, dtype=dtype)
+            while have < U:
+                i += 1
+                c = max(width // 4, 8)
+                z[:, have:have + c] = _prefix_normal(streams.child(f"more{i}"), c, q, dtype=dtype)[:, :U - have]
+                have += c
+        scale = math.sqrt(bias)
+        if self.diag:
+            sd = np.sqrt(np.clip(np.diagonal(self.cov, axis1=-2, axis2=-1), 0.0, None))
+            z *= (scale * sd[:, None, :]).astype(dtype)
+        elif self.tri and q > 8:  # triangular products: half the flops of a full matmul
+            from scipy.linalg import blas
+
+            trmm = blas.strmm if z.dtype == np.float32 else blas.dtrmm
+            factor = self.factor.astype(z.dtype)
+            for r in range(R):  # z[r] Fᵀ = (F z[r]ᵀ)ᵀ, in place: z[r]ᵀ is a Fortran-ordered (q, m) matrix
+                trmm(scale, factor[r], z[r].T, side=0, lower=1, overwrite_b=1)
+        else:
+            z = z @ np.swapaxes(self.factor, -1, -2).astype(dtype)
+            z *= dtype(scale) if dtype is not np.float64 else scale
+        z += self.mean[:, None, :].astype(dtype)
         return z
 
     def exact_batch(self, n: int, streams: Streams, bias: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
