@@ -52,3 +52,64 @@ def test_normal_with_scale_and_shift_is_the_transformed_draw():
     np.testing.assert_array_equal(x, sh[:, None, None] + sc[:, None, None] * z)
     small = Streams(7, 70, 2, "sample").normal(5, 2, scale=sc[:70], shift=sh[:70])
     np.testing.assert_array_equal(small, x[:70])
+
+
+class _FullBlocks:
+    """The seed tree as documented, drawn the plain way: block b's PCG64 state is words 4b..4b+3 of
+    SeedSequence(seed, spawn_key=(0, generation + 1, crc32(role))), and every call draws whole blocks."""
+
+    def __init__(self, seed, R, generation, role, start=0):
+        first, n = start // BLOCK, -(-R // BLOCK)
+        ss = np.random.SeedSequence(seed, spawn_key=(0, generation + 1, role_id(role)))
+        words = ss.generate_state(4 * (first + n), np.uint64)[4 * first:].reshape(n, 4)
+        self.R, self.gens = R, []
+        for w in words:
+            bits = np.random.PCG64(0)
+            bits.state = {"bit_generator": "PCG64", "state": {"state": (int(w[0]) << 64) | int(w[1]),
+                          "inc": ((int(w[2]) << 64) | int(w[3])) | 1}, "has_uint32": 0, "uinteger": 0}
+            self.gens.append(np.random.Generator(bits))
+
+    def each(self, fn):
+        return np.concatenate([fn(g) for g in self.gens])[: self.R]
+
+
+def test_streams_are_the_documented_full_block_draws_whatever_the_sequence_of_calls():
+    """Streams draws the last block's rows past R only if the stream is used again (they are owed, then drawn
+    and dropped), and reuses generator objects: every number, of every later call too, is the full-block one."""
+    rs = np.random.default_rng(5)
+    for trial in range(60):
+        R, start, g = int(rs.integers(1, 160)), BLOCK * int(rs.integers(0, 3)), int(rs.integers(-1, 9))
+        role = f"r{trial}"
+        ours, ref = Streams(3, R, g, role, start), _FullBlocks(3, R, g, role, start)
+        for step in range(4):
+            kind, tail = int(rs.integers(0, 5)), tuple(int(t) for t in rs.integers(1, 4, size=rs.integers(0, 3)))
+            if kind == 0:
+                a, b = ours.normal(*tail), ref.each(lambda gen: gen.standard_normal((BLOCK, *tail)))
+            elif kind == 1:
+                a, b = ours.uniform(*tail), ref.each(lambda gen: gen.random((BLOCK, *tail)))
+            elif kind == 2:
+                sc = rs.random(R)
+                a = ours.normal(*tail, scale=sc, shift=sc)
+                b = ref.each(lambda gen: gen.standard_normal((BLOCK, *tail)))
+                b = sc.reshape((R,) + (1,) * len(tail)) + sc.reshape((R,) + (1,) * len(tail)) * b
+            elif kind == 3:
+                a, b = ours.draw(lambda gen, s: gen.integers(0, 9, s), tail), ref.each(lambda gen: gen.integers(0, 9, (BLOCK, *tail)))
+            else:
+                parts = []
+                ours._each_block(lambda blk, gen: parts.append(gen.standard_gamma(2.0, 3)))
+                a, b = np.stack(parts), np.stack([gen.standard_gamma(2.0, 3) for gen in ref.gens])
+            assert a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+
+
+def test_nested_block_draws_keep_their_own_streams():
+    """A draw inside another stream's block callback gets its own generator (the reusable ones are lent out)."""
+    outer, inner = Streams(1, 130, 0, "outer"), Streams(1, 3, 0, "inner")
+    seen = []
+    outer._each_block(lambda b, g: seen.append((g.random(2), inner.normal(2), g.random(2))))
+    ref_outer = _FullBlocks(1, 130, 0, "outer")
+    for b, (first, _, second) in enumerate(seen):
+        np.testing.assert_array_equal(np.concatenate([first, second]), ref_outer.gens[b].random(4))
+    ref_inner = _FullBlocks(1, 3, 0, "inner").gens[0]
+    for b in range(3):  # the inner stream continued call after call: its owed padding drawn in between
+        np.testing.assert_array_equal(seen[b][1], ref_inner.standard_normal((BLOCK, 2))[:3])

@@ -22,12 +22,31 @@ registry. Nothing here touches global random state.
 """
 from __future__ import annotations
 
+import threading
 import zlib
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 BLOCK = 64
+
+_spare = threading.local()  # per thread: idle (PCG64, Generator) pairs, their states set before every use
+
+
+def _borrow() -> tuple:
+    """A (PCG64, Generator) pair not in use (a nested draw gets another): building one costs a SeedSequence."""
+    pool = getattr(_spare, "pool", None)
+    if pool:
+        return pool.pop()
+    bits = np.random.PCG64(0)
+    return bits, np.random.Generator(bits)
+
+
+def _give_back(pair: tuple) -> None:
+    pool = getattr(_spare, "pool", None)
+    if pool is None:
+        pool = _spare.pool = []
+    pool.append(pair)
 
 
 def role_id(role: str) -> int:
@@ -57,6 +76,7 @@ class Streams:
             raise ValueError(f"start must be a multiple of {BLOCK}, got {start}")
         self.seed, self.R, self.generation, self.role, self.start = int(seed), int(replicates), int(generation), role, int(start)
         self._states: list[dict] | None = None
+        self._owed: dict[int, tuple[str, int]] = {}  # block -> numbers a partial fill left undrawn (see _fill)
 
     def child(self, role: str) -> "Streams":
         """A sibling stream for a sub-task at the same generation (e.g. ``"sample/indices"``)."""
@@ -75,21 +95,52 @@ class Streams:
             first = self.start // BLOCK
             n_blocks = -(-self.R // BLOCK)
             ss = np.random.SeedSequence(self.seed, spawn_key=(0, self.generation + 1, role_id(self.role)))
-            words = ss.generate_state(4 * (first + n_blocks), np.uint64)[4 * first:].reshape(n_blocks, 4)
-            self._states = [{"bit_generator": "PCG64",
-                             "state": {"state": (int(w[0]) << 64) | int(w[1]), "inc": ((int(w[2]) << 64) | int(w[3])) | 1},
+            words = ss.generate_state(4 * (first + n_blocks), np.uint64)[4 * first:].reshape(n_blocks, 4).tolist()
+            self._states = [{"bit_generator": "PCG64", "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3] | 1},
                              "has_uint32": 0, "uinteger": 0} for w in words]
         return self._states
 
     def _each_block(self, fn: Callable[[int, np.random.Generator], None]) -> None:
         """Call ``fn(block_index, generator)`` with each block's stream, saving where it stopped."""
         states = self._block_states()
-        bits = np.random.PCG64(0)
-        gen = np.random.Generator(bits)
-        for b, state in enumerate(states):
-            bits.state = state
-            fn(b, gen)
-            states[b] = bits.state
+        pair = _borrow()
+        bits, gen = pair
+        try:
+            for b, state in enumerate(states):
+                bits.state = state
+                if b in self._owed:  # first the numbers a partial fill skipped: the stream continues as if drawn
+                    kind, count = self._owed.pop(b)
+                    (gen.standard_normal if kind == "normal" else gen.random)(count)
+                fn(b, gen)
+                states[b] = bits.state
+        finally:
+            _give_back(pair)
+
+    def _fill(self, kind: str, tail: tuple, scale=None, shift=None) -> np.ndarray:
+        """``(R, *tail)`` float64 standard normals (``kind = "normal"``) or uniforms, block by block. The last block's
+        rows past R are not drawn now: they are owed, and drawn (and dropped) only if the stream is used again, so
+        every number, and every later draw, is the one a full block would give."""
+        buf = np.empty((self.R, *tail))
+        flat = buf.reshape(self.R, -1)  # (rows, prod(tail)): a long inner loop for the per-row ops
+        sc = None if scale is None else np.asarray(scale, dtype=float).reshape(self.R, 1)
+        sh = None if shift is None else np.asarray(shift, dtype=float).reshape(self.R, 1)
+        normal = kind == "normal"
+
+        def fill(b: int, g: np.random.Generator) -> None:
+            lo, hi = b * BLOCK, min((b + 1) * BLOCK, self.R)
+            if normal:
+                g.standard_normal(out=buf[lo:hi])
+            else:
+                g.random(out=buf[lo:hi])
+            if hi - lo < BLOCK:
+                self._owed[b] = (kind, (BLOCK - (hi - lo)) * flat.shape[1])
+            if sc is not None:
+                flat[lo:hi] *= sc[lo:hi]
+            if sh is not None:
+                flat[lo:hi] += sh[lo:hi]
+
+        self._each_block(fill)
+        return buf
 
     def draw(self, fn: Callable[[np.random.Generator, tuple], np.ndarray], tail: Sequence[int] = ()) -> np.ndarray:
         """Call ``fn(generator, (BLOCK, *tail))`` once per block and return ``(R, *tail)``.
@@ -109,26 +160,11 @@ class Streams:
         block by block while the block is still in cache (the same numbers as transforming afterwards,
         with one pass over memory instead of three).
         """
-        tail = tuple(int(t) for t in tail)
-        buf = np.empty((-(-self.R // BLOCK) * BLOCK, *tail))
-        flat = buf.reshape(buf.shape[0], -1)  # (rows, prod(tail)): a long inner loop for the per-row ops
-        sc = None if scale is None else np.asarray(scale, dtype=float).reshape(self.R, 1)
-        sh = None if shift is None else np.asarray(shift, dtype=float).reshape(self.R, 1)
-
-        def fill(b: int, g: np.random.Generator) -> None:
-            lo, hi = b * BLOCK, min((b + 1) * BLOCK, self.R)  # padding rows past R stay standard normal
-            g.standard_normal(out=buf[b * BLOCK:(b + 1) * BLOCK])
-            if sc is not None:
-                flat[lo:hi] *= sc[lo:hi]
-            if sh is not None:
-                flat[lo:hi] += sh[lo:hi]
-
-        self._each_block(fill)
-        return buf[: self.R]
+        return self._fill("normal", tuple(int(t) for t in tail), scale, shift)
 
     def uniform(self, *tail: int) -> np.ndarray:
         """Uniform [0, 1) draws of shape ``(R, *tail)``."""
-        return self.draw(lambda g, s: g.random(s), tail)
+        return self._fill("uniform", tuple(int(t) for t in tail))
 
     def integers(self, high: int | np.ndarray, *tail: int) -> np.ndarray:
         """Uniform integers in ``[0, high)``; ``high`` may be an int or an ``(R,)`` array."""
