@@ -162,3 +162,153 @@ def test_per_class_needs_labels_and_projector_shape_is_checked():
         correction.build({"method": "nearest-prototype", "gamma": 1, "per_class": True}, Unlabelled(), None)
     with pytest.raises(ConfigError, match=r"^correction.projector = .*returned shape \(4, 1, 2\)"):
         apply({"method": "project", "projector": f"{__name__}:wrong_shape", "gamma": 1.0}, synth())
+
+
+# ------------------------------------------------------------------ histogram-mix: the law of Gillman et al.'s sampler
+
+def _gillman_reference(corr, synth, streams):
+    """Their sampler as the toy script runs it (this module's HistogramMix until issue 15): candidates from
+    q = N(μ*, s Σ*), accepted when u < f/(M q); h looked up by int() truncation. Law: min(f, M q)/Z."""
+    import math
+
+    x = np.asarray(synth, dtype=float)
+    R, m, d = x.shape
+    b, t, s = corr.opts.bins, corr.t, corr.s
+    lo, hi = x.min(axis=1), x.max(axis=1)
+    flat = hi == lo
+    lo, hi = np.where(flat, lo - 0.5, lo), np.where(flat, hi + 0.5, hi)
+    width = (hi - lo) / b
+    cell = np.repeat((np.arange(R) * b ** d)[:, None], m, axis=1)
+    for k in range(d):
+        idx = np.clip(np.floor((x[..., k] - lo[:, k, None]) / width[:, k, None]), 0, b - 1).astype(np.int64)
+        cell += idx * b ** (d - 1 - k)
+    dens = (np.bincount(cell.ravel(), minlength=R * b ** d).reshape(R, b ** d) / (m * width.prod(-1))[:, None]).ravel()
+    base = (np.arange(R) * b ** d)[:, None]
+    out, have, rows = np.empty_like(x), np.zeros(R, dtype=np.int64), np.arange(R)
+    low = (1.0 - t) * 0.15 + t * math.exp(-corr.log_M)
+    chunk = int(1.2 * m / low + 4.0 * math.sqrt(m / low) + 8)
+    log_mq0 = corr.log_M + corr.log_norm - 0.5 * d * math.log(s)
+    root = math.sqrt(s) * corr.root.T
+    proposal, accept = streams.child("proposal"), streams.child("accept")
+    while rows.size:
+        z = proposal.normal(chunk, d)[rows]
+        u = accept.uniform(chunk)[rows]
+        cand = z @ root + corr.mu
+        zz = np.einsum("rcd,rcd->rc", z, z)
+        inside = np.ones(u.shape, dtype=bool)
+        at = np.broadcast_to(base[rows], u.shape).copy()
+        for k in range(d):
+            rel = np.trunc((cand[..., k] - lo[rows, k, None]) * (1.0 / width[rows, k, None]))
+            inside &= (rel >= 0) & (rel < b)
+            at += np.clip(rel, 0, b - 1).astype(np.int64) * b ** (d - 1 - k)
+        ratio = np.exp(0.5 * zz - log_mq0) * dens[at] * inside
+        if t:
+            ratio = (1 - t) * ratio + t * np.exp(-0.5 * (s - 1) * zz)
+        ok = ratio > u
+        rank = np.cumsum(ok, axis=1) + have[rows, None]
+        i, j = np.nonzero(ok & (rank <= m))
+        out[rows[i], rank[i, j] - 1] = cand[i, j]
+        have[rows] = np.minimum(rank[:, -1], m)
+        rows = rows[have[rows] < m]
+    return out
+
+
+def _gaussian_source(dim=2):
+    import autophagy
+    from autophagy.config import load_config
+
+    return autophagy.build(load_config({"data": {"source": "gaussian", "dim": dim}})[0]).source
+
+
+def _cells(y, lo, w, b):
+    """Each point's cell as their look-up sees it (flat index, row-major), or b^d for 'no cell' (h = 0)."""
+    rel = np.trunc((y - lo) / w)
+    inside = ((rel >= 0) & (rel < b)).all(-1)
+    idx = np.clip(rel, 0, b - 1).astype(int)
+    flat = idx[..., 0] * b + idx[..., 1]
+    return np.where(inside, flat, b * b)
+
+
+def _law_by_quadrature(corr, batch, sub=64):
+    """P(cell) under min(f, M q)/Z for one 2-D batch (m, 2): each cell's box as the look-up sees it (the first bin
+    of an axis reaching one width below lo), midpoint rule on sub × sub points; the rest (h = 0) has t·p*'s mass."""
+    b, t, s = corr.opts.bins, corr.t, corr.s
+    lo, hi = batch.min(0), batch.max(0)
+    w = (hi - lo) / b
+    counts = np.histogramdd(batch, bins=b, range=list(zip(lo, hi)))[0]
+    h = counts / (batch.shape[0] * w.prod())
+    norm = np.exp(corr.log_norm)
+    mass, target_in = np.zeros((b, b)), 0.0
+    grid = (np.arange(sub) + 0.5) / sub
+    for i in range(b):
+        for j in range(b):
+            box = [(lo[k] - w[k], 2 * w[k]) if c == 0 else (lo[k] + c * w[k], w[k]) for k, c in enumerate((i, j))]
+            px, py = np.meshgrid(box[0][0] + box[0][1] * grid, box[1][0] + box[1][1] * grid, indexing="ij")
+            yy = px ** 2 + py ** 2  # μ* = 0, Σ* = I
+            p = norm * np.exp(-0.5 * yy)
+            f = (1 - t) * h[i, j] + t * p
+            cell_area = box[0][1] * box[1][1] / sub ** 2
+            mass[i, j] = np.minimum(f, norm * np.exp(-yy / (2 * s))).sum() * cell_area
+            target_in += p.sum() * cell_area
+    probs = np.append(mass.ravel(), t * (1 - target_in))
+    return probs / probs.sum(), lo, w
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_histogram_mix_draws_min_f_mq_over_z_as_their_sampler_does(gamma):
+    """Both samplers against the law min(f, M q)/Z computed by quadrature: χ² of the accepted points' cells
+    (boxes as their truncating look-up sees them, so the strips below lo are tested) over 60,000 points of
+    one batch (replicated 2,400 times: each replicate's 25 points are i.i.d. given the batch)."""
+    from scipy.stats import chi2
+
+    corr = correction.build({"method": "histogram-mix", "gamma": gamma}, _gaussian_source())
+    batch = 1.2 * np.random.default_rng(4).standard_normal((25, 2)) + 0.3
+    probs, lo, w = _law_by_quadrature(corr, batch)
+    x = np.broadcast_to(batch, (2400, 25, 2)).copy()
+    for draw in (corr(x, streams=Streams(2, 2400, 1, "correct")), _gillman_reference(corr, x, Streams(3, 2400, 1, "correct"))):
+        got = np.bincount(_cells(draw.reshape(-1, 2), lo, w, 10).ravel(), minlength=101)
+        expect = probs * got.sum()
+        keep = expect >= 5
+        assert got[~keep].sum() < 50 and (got[expect == 0] == 0).all()  # nothing where the law has no mass
+        obs, exp = got[keep], expect[keep]
+        if expect[~keep].sum() > 0:  # the rare cells pooled
+            obs, exp = np.append(obs, got[~keep].sum()), np.append(exp, expect[~keep].sum())
+        stat = ((obs - exp) ** 2 / exp).sum()
+        assert chi2.sf(stat, obs.size - 1) > 1e-4, (stat, obs.size - 1)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.1, 1.0, 5.0])
+def test_histogram_mix_matches_their_sampler_in_means_and_covariances(gamma):
+    """Corrected batches of 3,000 different input batches: per replicate the mean and covariance of the 25
+    corrected points, ours minus theirs (independent draws of the same law given the batch), average 0 within
+    4.5 standard errors."""
+    corr = correction.build({"method": "histogram-mix", "gamma": gamma}, _gaussian_source())
+    rng = np.random.default_rng(11)
+    R = 3000
+    x = rng.standard_normal((R, 25, 2)) * rng.uniform(0.6, 1.6, (R, 1, 2)) + rng.normal(0, 0.3, (R, 1, 2))
+    ours, theirs = corr(x, streams=Streams(5, R, 1, "correct")), _gillman_reference(corr, x, Streams(6, R, 1, "correct"))
+
+    def stats(y):
+        c = y - y.mean(1, keepdims=True)
+        cov = np.einsum("rmi,rmj->rij", c, c) / 24
+        return np.column_stack([y.mean(1), cov[:, 0, 0], cov[:, 1, 1], cov[:, 0, 1]])
+
+    diff = stats(ours) - stats(theirs)
+    se = diff.std(0, ddof=1) / np.sqrt(R)
+    assert (np.abs(diff.mean(0)) < 4.5 * se).all(), (diff.mean(0), se)
+
+
+def test_histogram_mix_replicates_ignore_the_others_and_repeat():
+    """A replicate's corrected batch depends on its own batch and streams only: the first 64 replicates (one
+    seed-tree block) are the same run alone or among 150, and the same seed gives the same numbers."""
+    corr = correction.build({"method": "histogram-mix", "gamma": 0.5}, _gaussian_source())
+    x = np.random.default_rng(1).standard_normal((150, 25, 2))
+    full = corr(x, streams=Streams(9, 150, 3, "correct"))
+    np.testing.assert_array_equal(corr(x[:64], streams=Streams(9, 64, 3, "correct")), full[:64])
+    np.testing.assert_array_equal(corr(x, streams=Streams(9, 150, 3, "correct")), full)
+    assert full.shape == x.shape and np.isfinite(full).all()
+
+
+def test_histogram_mix_needs_a_gaussian_truth():
+    with pytest.raises(ConfigError, match="correction.method"):
+        correction.build({"method": "histogram-mix", "gamma": 1.0}, Corners())
