@@ -225,3 +225,23 @@ def test_memory_estimate_follows_the_path_taken():
     assert est() < 2 * 2**30
     assert est(sufficient_stats="off") > 8 * 10**9
     assert est(policy="accumulate") < 0.5 * 2**30
+
+
+def test_linear_stats_pool_grows_in_batches_and_batch_size():
+    """Past its first 16 batches and with a later batch larger than the first ones, StatsPool (linear weights,
+    prefix sums laid out prefix-last) still gives the PointPool's training set's statistics."""
+    rng = np.random.default_rng(8)
+    real = rng.standard_normal((5, 6, 3))
+    family = GaussianFamily(GaussianFamily.Options(), None)
+    sizes = [4] * 20 + [9] + [2, 0, 7] * 5
+    points, stats = PointPool(real, 6 + sum(sizes), "linear"), StatsPool(real, family.statistics, "linear")
+    for g, m in enumerate(sizes, start=1):
+        batch = rng.standard_normal((5, m, 3)) + 0.1 * g
+        points.add(batch)
+        stats.add(batch)
+        x = points.training_set()
+        s = stats.training_set()
+        assert s.n == x.shape[1]
+        c = x - s.shift[:, None, :]
+        np.testing.assert_allclose(s.s1, c.sum(1), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(s.s2, np.swapaxes(c, 1, 2) @ c, rtol=1e-10, atol=1e-10)

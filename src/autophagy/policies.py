@@ -188,24 +188,27 @@ class StatsPool:
         self.total = self.real
         self.g, self.sizes, self.keep = 0, [], np.zeros(0, dtype=np.int64)
         self.s1, self.s2 = self.real.s1, self.real.s2  # linear weights: the running sums of the kept prefixes
-        self.p1: Optional[np.ndarray] = None  # linear weights: (capacity, R, M + 1, d) cumulative Σ (x − c) per batch
-        self.p2: Optional[np.ndarray] = None  # and (capacity, R, M + 1, d, d) cumulative Σ (x − c)(x − c)ᵀ
+        # linear weights: per batch the cumulative Σ (x − c) (capacity, R, d, M + 1) and Σ (x − c)(x − c)ᵀ
+        # (capacity, R, d, d, M + 1), the prefix length last: each cumsum runs along contiguous memory
+        self.p1: Optional[np.ndarray] = None
+        self.p2: Optional[np.ndarray] = None
 
     def add(self, batch) -> None:
         if self.weights == "uniform":
             self.total = self.total + (batch if not isinstance(batch, np.ndarray) else self.statistics(batch, self.shift))
             return
-        y = np.asarray(batch, dtype=float) - self.shift[:, None, :]
-        R, m, d = y.shape
-        if self.p1 is None or self.g == self.p1.shape[0] or m + 1 > self.p1.shape[2]:
-            cap, M = max(16, 2 * self.g), max(m, self.p1.shape[2] - 1 if self.p1 is not None else 0)
-            p1, p2 = np.zeros((cap, R, M + 1, d)), np.zeros((cap, R, M + 1, d, d))
+        x = np.asarray(batch, dtype=float)
+        R, m, d = x.shape
+        y = np.ascontiguousarray(x.transpose(0, 2, 1)) - self.shift[:, :, None]  # (R, d, m)
+        if self.p1 is None or self.g == self.p1.shape[0] or m + 1 > self.p1.shape[-1]:
+            cap, M = max(16, 2 * self.g), max(m, self.p1.shape[-1] - 1 if self.p1 is not None else 0)
+            p1, p2 = np.zeros((cap, R, d, M + 1)), np.zeros((cap, R, d, d, M + 1))
             if self.p1 is not None:  # grow: copy what is there (amortised O(1) per batch)
-                p1[:self.g, :, :self.p1.shape[2]] = self.p1[:self.g]
-                p2[:self.g, :, :self.p2.shape[2]] = self.p2[:self.g]
+                p1[:self.g, ..., :self.p1.shape[-1]] = self.p1[:self.g]
+                p2[:self.g, ..., :self.p2.shape[-1]] = self.p2[:self.g]
             self.p1, self.p2 = p1, p2
-        np.cumsum(y, axis=1, out=self.p1[self.g, :, 1:m + 1])
-        np.cumsum(y[..., :, None] * y[..., None, :], axis=1, out=self.p2[self.g, :, 1:m + 1])
+        np.cumsum(y, axis=-1, out=self.p1[self.g, ..., 1:m + 1])
+        np.cumsum(y[:, :, None, :] * y[:, None, :, :], axis=-1, out=self.p2[self.g, ..., 1:m + 1])
         self.sizes.append(m)
         self.g += 1
 
@@ -218,8 +221,8 @@ class StatsPool:
         old = np.zeros(self.g, dtype=np.int64)
         old[:len(self.keep)] = self.keep
         moved = np.nonzero(keep != old)[0]
-        self.s1 = self.s1 + (self.p1[moved, :, keep[moved]] - self.p1[moved, :, old[moved]]).sum(axis=0)
-        self.s2 = self.s2 + (self.p2[moved, :, keep[moved]] - self.p2[moved, :, old[moved]]).sum(axis=0)
+        self.s1 = self.s1 + (self.p1[moved, ..., keep[moved]] - self.p1[moved, ..., old[moved]]).sum(axis=0)
+        self.s2 = self.s2 + (self.p2[moved, ..., keep[moved]] - self.p2[moved, ..., old[moved]]).sum(axis=0)
         self.keep = keep
         return type(self.real)(self.real.n + int(keep.sum()), self.shift, self.s1, self.s2)
 
