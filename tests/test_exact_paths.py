@@ -124,8 +124,8 @@ def _run_without_point_pool(cfg, monkeypatch):
 
 @pytest.mark.parametrize("dim", [1, 3])
 def test_subsample_statistics_path_has_the_law_of_the_sample_path(dim, monkeypatch):
-    """accumulate-subsample without a stored pool (policies.SubsetStatsPool, Cholesky factors, only the used
-    points drawn): its draws differ from the point pool's, its law does not."""
+    """accumulate-subsample without a point pool (subsample_pool.LiveSubsetPool, Cholesky factors, only the used
+    points drawn, a float32 store): its draws differ from the point pool's, its law does not."""
     cfg = lambda stats: {**_cfg("accumulate-subsample", dim, stats), "generations": 4}  # noqa: E731
     fast = _run_without_point_pool(cfg("auto"), monkeypatch)
     sampled = autophagy.run(cfg("off"))
@@ -162,16 +162,13 @@ def test_subsample_statistics_path_is_independent_of_replicate_blocks():
     np.testing.assert_array_equal(small.sort_values(key).value.to_numpy(), big.sort_values(key).value.to_numpy())
 
 
-def test_subsample_with_batches_smaller_than_the_hull_keeps_points_in_it(monkeypatch):
-    """r = n − 1 >= the batch size: the pool's points (in the hull's coordinates) are smaller than the sums of
-    every later training set, so they are kept (PointPool); the same law as the sample path."""
-    from autophagy import policies
-
+def test_subsample_with_batches_smaller_than_the_hull_has_the_sample_paths_law(monkeypatch):
+    """r = n − 1 >= the batch size (n_real 5, batches of 3 in d = 7): the live pool keeps the points in the
+    hull's coordinates; the same law as the sample path."""
     cfg = lambda stats: {**_cfg("accumulate-subsample", 7, stats, n_real=5, n_synthetic=3),  # noqa: E731
                          "replicates": 2500, "generations": 4}
     with monkeypatch.context() as m:
-        m.setattr(policies.SubsetStatsPool, "__init__", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
-        fast = autophagy.run(cfg("auto"))
+        fast = _run_without_point_pool(cfg("auto"), m)
     sampled = autophagy.run(cfg("off"))
     for metric in ("param.mean_sq_error", "param.trace_cov", "param.w2_sq"):
         a, b = _per_generation(fast, metric), _per_generation(sampled, metric)

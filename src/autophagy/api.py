@@ -19,7 +19,7 @@ import pandas as pd
 from .build import build, build_family, build_source  # noqa: F401 - re-exported (autophagy.build)
 from .spec import RunSpec, specs_for
 from .store import Store, long_frame, param_columns
-from .sweep import Shard, ShardResult, execute, join_blocks, make_engine, split
+from .sweep import Shard, ShardResult, cost, execute, join_blocks, make_engine, split
 
 
 class Progress(Protocol):
@@ -222,6 +222,8 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
         if store:
             store.begin_run(s, command, socket.gethostname())
         shards += split(s, blocks, pieces, str(out) if out is not None else None)
+    if eng.name != "serial":  # the largest first: no long run left alone at the end (numbers unchanged)
+        shards.sort(key=cost, reverse=True)
     computed: dict[str, dict[int, dict]] = {}
     seconds: dict[str, float] = {}
     covered: dict[str, int] = {}  # replicates computed in this call, per run

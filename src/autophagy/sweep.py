@@ -87,6 +87,18 @@ def split(spec: RunSpec, done: list[tuple[int, int]], pieces: int, out: Optional
     return shards
 
 
+def cost(shard: Shard) -> float:
+    """A rough relative cost of a shard, to start the largest first (longest-processing-time order keeps the
+    workers busy to the end): replicates × generations × the largest training set × (dimension + dimension²
+    / 10). Only the order of the work depends on it, never a number."""
+    from .policies import training_sizes
+
+    cfg = shard.spec.config
+    d = float(getattr(cfg.data, "dim", None) or 1)
+    n = max(training_sizes(cfg.loop, cfg.generations))
+    return (shard.stop - shard.start) * (cfg.generations + 1) * max(n, 1) * (d + d * d / 10.0)
+
+
 # ---------------------------------------------------------------------------- the worker side
 _EVENTS: Any = None  # a worker process's queue back to the driver (set by the pool initialiser)
 
