@@ -218,8 +218,9 @@ class HistogramMix(Corrector):
 
     Numbers differ from their sampler's (other candidates, streams ``propose`` and ``target``); the law does
     not: tests/test_correction.py keeps their sampler as the reference and checks both against min(f, M q)/Z by
-    quadrature (χ² of cell counts) and against each other (means, covariances over replicates). A candidate
-    drawn in one box that rounds across its edge (probability ~1e-16) is judged where it lands.
+    quadrature (χ² of cell counts) and against each other (means, covariances over replicates). Only the
+    target's draws are looked up; a box's draw is judged by its box (one that rounds across the box's edge,
+    probability ~1e-16, is still judged by it).
     """
 
     keeps_labels = False
@@ -299,9 +300,12 @@ class HistogramMix(Corrector):
         length = copies.sum(1)
         start = np.cumsum(length) - length
         table = np.repeat(self._table(R, m), copies.ravel())
-        env = np.zeros(counts.size)  # E'_c per flat cell (0 where empty)
-        env[cell] = n_pt * delta[:, None] * copies[:, 1:] / vol
-        dens = counts * np.repeat(scale, b ** d)  # h_c per flat cell
+        e_pt = (n_pt * delta[:, None] * copies[:, 1:] / vol).ravel()  # E'_c of each point's cell
+        f_pt = ((1.0 - t) * scale[:, None] * n_pt).ravel()  # (1 − t) h_c of each point's cell
+        if t:  # target draws are looked up: the same per flat cell (0 where empty)
+            env = np.zeros(counts.size)
+            env[cell] = e_pt.reshape(R, m)
+            dens = (counts.reshape(R, -1) * ((1.0 - t) * scale)[:, None]).ravel()
         norm = math.exp(self.log_norm)
         t_env = copies[:, 0] * delta * norm  # t' · exp(log_norm) per replicate
         inv_w = 1.0 / width
@@ -325,8 +329,8 @@ class HistogramMix(Corrector):
             np.minimum(pos, (length[rows] - 1)[:, None], out=pos)
             pos += start[rows, None]
             pt = np.take(table, pos)  # (rows, chunk): a global point index, below rows · m for the target
-            is_t = pt < (rows * m)[:, None]
             if t:
+                ti = np.flatnonzero(pt < (rows * m)[:, None])  # the target's entries
                 np.maximum(pt, 0, out=pt)
             cand = []
             for k in range(d):
@@ -334,32 +338,31 @@ class HistogramMix(Corrector):
                 c *= u[:, k + 1]
                 c += np.take(p_low[k], pt)  # a uniform point of the entry's box
                 cand.append(c)
-            if t:  # the target's entries: x = μ* + L* z
-                tz = [z[:, k] for k in range(d)] if self.standard else \
-                     [mu[k] + sum(self.root[k, l] * z[:, l] for l in range(k + 1)) for k in range(d)]
-                cand = [np.where(is_t, tz[k], cand[k]) for k in range(d)]
+            f, e = np.take(f_pt, pt), np.take(e_pt, pt)  # a box's candidate is judged by its box
+            if t:  # x = μ* + L* z for the target's entries, and their look-up of h: truncation towards zero,
+                r_i = ti // chunk  # counted when 0 <= trunc(rel) < b (i.e. −1 < rel < b) on every axis
+                r_t = rows[r_i] if rows.size < R else r_i
+                zi = ti + r_i * ((d - 1) * chunk)  # z is (rows, d, chunk)
+                zt = [np.take(z, zi + k * chunk) for k in range(d)]
+                inside, at = True, r_t * b ** d
+                for k in range(d):
+                    xt = zt[k] if self.standard else mu[k] + sum(self.root[k, l] * zt[l] for l in range(k + 1))
+                    np.put(cand[k], ti, xt)
+                    rel = xt - np.take(lo[k], r_t)
+                    rel *= np.take(inv_w[k], r_t)
+                    inside = inside & (rel > -1) & (rel < b)
+                    np.clip(rel, 0, b - 1, out=rel)
+                    at = at + rel.astype(np.intp) * b ** (d - 1 - k)
+                np.put(f, ti, np.take(dens, at) * inside)
+                np.put(e, ti, np.take(env, at) * inside)
             y = cand if self.standard else \
                 [sum((cand[l] - mu[l]) * self.inv_root_t[l, k] for l in range(d)) for k in range(d)]
             yy = y[0] * y[0]
             for k in range(1, d):
                 yy += y[k] * y[k]
-            # their look-up of h: truncation towards zero, counted when 0 <= trunc(rel) < b on every axis
-            inside, at = True, (rows * b ** d)[:, None]
-            for k in range(d):
-                rel = cand[k] - lo[k, rows, None]
-                rel *= inv_w[k, rows, None]
-                np.trunc(rel, out=rel)
-                inside = inside & (rel >= 0) & (rel < b)
-                np.clip(rel, 0, b - 1, out=rel)
-                at = at + rel.astype(np.intp) * b ** (d - 1 - k)
-            f = np.take(dens, at)
-            f *= inside
-            e = np.take(env, at)
-            e *= inside
             mq = np.exp(-(0.5 / s) * yy)  # M q and p* over exp(log_norm)
             if t:
                 p = mq * mq if s == 2.0 else np.exp(-0.5 * yy)
-                f *= 1.0 - t
                 f += (t * norm) * p
                 p *= t_env[rows, None]
                 e += p
