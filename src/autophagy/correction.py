@@ -207,12 +207,12 @@ class HistogramMix(Corrector):
     * An envelope: min(a + b, c) ≤ a + min(b, c) for a ≥ 0, so min(f, M q)(x) ≤ t p*(x) + E_c on B_c (and t p*
       outside the boxes), E_c = min((1 − t) h_c, max of M q over B_c); the max is bounded by M q at the point of
       B_c nearest μ*, using |y|² ≥ λ_min(Σ*⁻¹)|x − μ*|² (exact when Σ* ∝ I). Masses are rounded up to whole
-      multiples of δ = (t + Σ_c E_c |B_c|)/K, K = 20 (m + 1) (a sampling table, at most (m + 1)/K ≈ 5% looser):
+      multiples of δ = (t + Σ_c E_c |B_c|)/K, K = 16 (m + 1) (a sampling table, at most (m + 1)/K ≈ 6% looser):
       t' = δ⌈t/δ⌉ for the target and, sharing cell c's mass among its n_c points, δ⌈E_c|B_c|/(n_c δ)⌉ per point;
       E'_c = n_c δ⌈E_c|B_c|/(n_c δ)⌉/|B_c| ≥ E_c. So e(x) = t' p*(x) + E'_c (on B_c) ≥ min(f, M q)(x), a mixture:
       one table entry drawn uniformly gives the target (then x ~ p*) or a batch point (then x uniform in its
       cell's box). Accepting when u · e(x) < min(f(x), M q(x)) leaves the density e · min(f, M q)/e ∝ min(f, M q):
-      the same law as theirs. Acceptance is Z/∫e instead of Z/M: about 0.7–0.95 instead of 0.05–0.5 for the
+      the same law as theirs. Acceptance is Z/∫e instead of Z/M: about 0.65–0.95 instead of 0.05–0.5 for the
       preset's batches (d = 2, s = 2), and there are no normal draws at t = 0. u is the fractional part of the
       table draw (independent of the entry; 2^-44 resolution).
 
