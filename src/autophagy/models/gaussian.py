@@ -88,7 +88,31 @@ def _lower_times(L: np.ndarray, B: np.ndarray, alpha: float = 1.0) -> np.ndarray
 
 
 def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
-    """Symmetric square roots ``(..., d, d)`` of PSD matrices (eigenvalues clipped at 0; works when singular)."""
+    """Symmetric square roots ``(..., d, d)`` of PSD matrices (eigenvalues clipped at 0; works when singular).
+    2 × 2: in closed form, √A = (A + s I) / t with s = √det A, t = √(tr A + 2 s) (both eigenvalues clipped at 0
+    as eigh's path clips them; t = 0 only for A = 0)."""
+    if cov.shape[-1] == 2:
+        a, b, c = cov[..., 0, 0], 0.5 * (cov[..., 0, 1] + cov[..., 1, 0]), cov[..., 1, 1]
+        half_tr = 0.5 * (a + c)
+        gap = np.sqrt(0.25 * (a - c) ** 2 + b * b)
+        lo, hi = np.clip(half_tr - gap, 0.0, None), np.clip(half_tr + gap, 0.0, None)  # the eigenvalues, clipped
+        s = np.sqrt(lo * hi)
+        t = np.sqrt(lo) + np.sqrt(hi)  # = √(tr + 2 s) of the clipped matrix
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inv = np.where(t > 0, 1.0 / t, 0.0)
+        # the clipped matrix: A + (lo − λ_lo) P_lo, whose off-diagonal and diagonal follow from A's
+        shift = lo - (half_tr - gap)  # > 0 only when A had a negative eigenvalue (rounding)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cos2 = np.where(gap > 0, (a - c) / (2 * gap), 1.0)  # cos 2θ of the top eigenvector
+            sin2 = np.where(gap > 0, 2 * b / (2 * gap), 0.0)
+        a_c = a + shift * 0.5 * (1 + cos2 * -1)
+        c_c = c + shift * 0.5 * (1 + cos2)
+        b_c = b - shift * 0.5 * sin2
+        out = np.empty(cov.shape)
+        out[..., 0, 0] = (a_c + s) * inv
+        out[..., 1, 1] = (c_c + s) * inv
+        out[..., 0, 1] = out[..., 1, 0] = b_c * inv
+        return out
     w, v = np.linalg.eigh(cov)
     return (v * np.sqrt(np.clip(w, 0.0, None))[..., None, :]) @ np.swapaxes(v, -1, -2)
 
@@ -359,6 +383,12 @@ class GaussianModel:
             if cov_star.size == 1:  # 1-D: (σ − σ*)²
                 var = np.clip(self.cov[..., 0, 0], 0.0, None)
                 bures = var + cov_star.item() - 2 * np.sqrt(var * cov_star.item())
+            elif cov_star.shape == (2, 2):  # Σ_i √λ_i(M) = √(tr M + 2 √det M) for M = C*^½ C C*^½ (PSD 2 × 2)
+                C = self.cov
+                tr_m = np.einsum("rij,ji->r", C, cov_star)
+                det_m = np.clip(np.linalg.det(C) * np.linalg.det(cov_star), 0.0, None)
+                bures = (np.trace(C, axis1=-2, axis2=-1) + np.trace(cov_star)
+                         - 2 * np.sqrt(np.clip(tr_m + 2 * np.sqrt(det_m), 0.0, None)))
             else:
                 root = _psd_sqrt(cov_star)
                 cross = np.linalg.eigvalsh(root @ self.cov @ root)
