@@ -138,7 +138,8 @@ def test_float32_store_moves_recorded_numbers_by_under_1e_5_relative(n_real, mon
 
 def test_kazdan_cell_uses_the_live_pool_and_draws_about_half_the_points(monkeypatch):
     """The Kazdan grid's accumulate-subsample cells take this path (no PointPool), and the loop asks the model
-    for about half of each batch (the used points plus 4 s.d.)."""
+    for about half of each batch (a first chunk of the expected count plus 1 s.d., a replicate with more draws
+    the rest from its own stream)."""
     from autophagy import policies
 
     asked = []
@@ -151,5 +152,6 @@ def test_kazdan_cell_uses_the_live_pool_and_draws_about_half_the_points(monkeypa
     monkeypatch.setattr(GaussianModel, "sample_rows", spy)
     monkeypatch.setattr(policies.PointPool, "__init__", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     autophagy.run(_grid_cell())
-    assert len(asked) == 30 and all(m <= w <= 60 for m, w in asked)
-    assert 0.45 < np.mean([w for _, w in asked]) / 60 < 0.75
+    assert len(asked) == 30 and all(w <= 60 and m <= 60 for m, w in asked)
+    assert any(m > w for m, w in asked)  # some replicate needed more than the first chunk
+    assert 0.45 < np.mean([w for _, w in asked]) / 60 < 0.7

@@ -74,6 +74,7 @@ class LiveSubsetPool:
         self.stack = np.broadcast_to(np.arange(self.capacity, dtype=index)[::-1], (R, self.capacity)).copy()
         self.top = np.full(R, self.capacity, dtype=np.int64)
         self.batch = 0
+        self._gather: np.ndarray | None = None
         self._insert(0, real, compact=False)
 
     def expected_used(self, b: int) -> tuple[float, float]:
@@ -87,11 +88,11 @@ class LiveSubsetPool:
         return m * p, math.sqrt(m * p * (1.0 - p))
 
     def draw_width(self) -> int:
-        """The first chunk's width for the next batch's draws: the expected count plus 4 s.d. (a replicate
-        with more draws the rest from its own continuation streams: ``GaussianModel.sample_rows``)."""
+        """The first chunk's width for the next batch's draws: the expected count plus 1 s.d. (the one
+        replicate in six or so with more draws the rest from its own stream: ``GaussianModel.sample_rows``)."""
         b = self.batch + 1
         mean, sd = self.expected_used(b)
-        return min(self.sizes[b - 1], int(math.ceil(mean + 4.0 * sd)) + 2)
+        return min(self.sizes[b - 1], int(math.ceil(mean + sd)) + 1)
 
     def needed(self) -> np.ndarray:
         """``(R,)``: how many points of the next batch each replicate's later training sets select."""
@@ -146,13 +147,23 @@ class LiveSubsetPool:
         q = np.arange(fr.size) - np.concatenate([[0], np.cumsum(cnt)[:-1]])[fr]
         self.stack[fr, self.top[fr] + q] = slots[fr, fc]
         self.top += cnt
-        slots = slots.astype(np.intp)
-        slots += (np.arange(R) * self.capacity)[:, None]
-        x = np.take(self.store.reshape(-1, self.r), slots.ravel(), axis=0).reshape(R, k, self.r)
-        # float64 products: a float32 Gram matrix (sgemm, twice as fast) loses the small eigenvalues of an
-        # ill-conditioned scatter (k close to r: 5 % on trace_cov after 99 generations at d = 100, k = 100)
-        x = x.astype(float)
-        return self.moments(k, x.sum(axis=1), np.swapaxes(x, -1, -2) @ x)
+        if self.r < 32:  # small points: one gather for all replicates
+            flat = slots.astype(np.intp)
+            flat += (np.arange(R) * self.capacity)[:, None]
+            x = np.take(self.store.reshape(-1, self.r), flat.ravel(), axis=0).astype(float).reshape(R, k, self.r)
+            return self.moments(k, x.sum(axis=1), np.swapaxes(x, -1, -2) @ x)
+        if self._gather is None or self._gather.shape[0] < k:  # buffers reused: no fresh pages every generation
+            self._gather, self._x = np.empty((k, self.r), dtype=self.dtype), np.empty((k, self.r))
+        gathered, x = self._gather[:k], self._x[:k]
+        s1, s2 = np.empty((R, self.r)), np.empty((R, self.r, self.r))
+        for i in range(R):  # one replicate at a time: its k points stay in cache from the gather to the Gram
+            np.take(self.store[i], slots[i], axis=0, out=gathered)
+            np.copyto(x, gathered)
+            # float64 products: a float32 Gram matrix (sgemm, twice as fast) loses the small eigenvalues of an
+            # ill-conditioned scatter (k close to r: 5 % on trace_cov after 99 generations at d = 100, k = 100)
+            np.matmul(x.T, x, out=s2[i])
+            np.sum(x, axis=0, out=s1[i])
+        return self.moments(k, s1, s2)
 
     @property
     def nbytes(self) -> int:

@@ -234,7 +234,7 @@ class GaussianModel:
         N(μ, λΣ) (the rest is padding). A replicate's numbers depend on its own stream and count only, not on R
         or on the other replicates: a first chunk of ``width`` rows (a constant of the run) is drawn from
         ``streams`` for the replicates it serves (``_prefix_normal``: rows past R are not drawn), and a
-        replicate with more continues in chunks from ``streams.child("more<i>")``, one draw per stream.
+        replicate with more draws the rest from its own node of the seed tree (``rng.generator``).
         float32 (``LiveSubsetPool``'s store): numpy's float32 normals (other numbers than float64's, the same
         law) and float32 products, each value within a few float32 ulps of the float64 draw's transform."""
         R, d = self.mean.shape
@@ -242,16 +242,14 @@ class GaussianModel:
         U = int(counts.max(initial=0))
         q = d if self.diag else self.factor.shape[-1]
         width = max(int(width), 1)
-        if U <= width:
-            z = _prefix_normal(streams, width, q, dtype=dtype) if U else np.zeros((R, 0, q), dtype=dtype)
-        else:  # rare: replicates past the first chunk, in chunks (of a constant width) of their own streams
-            z, have, i = np.zeros((R, U, q), dtype=dtype), width, 0
-            z[:, :width] = _prefix_normal(streams, width, q, dtype=dtype)
-            while have < U:
-                i += 1
-                c = max(width // 4, 8)
-                z[:, have:have + c] = _prefix_normal(streams.child(f"more{i}"), c, q, dtype=dtype)[:, :U - have]
-                have += c
+        z = _prefix_normal(streams, width, q, dtype=dtype) if U else np.zeros((R, 0, q), dtype=dtype)
+        if U > width:  # replicates past the first chunk: the rest from a stream of their own (seed tree node
+            from ..rng import generator, role_id  # (2, g + 1, role, replicate): independent of R and the others)
+
+            z = np.concatenate([z, np.zeros((R, U - width, q), dtype=dtype)], axis=1)
+            for i in np.nonzero(counts > width)[0]:
+                gen = generator(streams.seed, 2, streams.generation + 1, role_id(streams.role), streams.start + int(i))
+                gen.standard_normal(out=z[i, width:counts[i]], dtype=z.dtype)
         scale = math.sqrt(bias)
         if self.diag:
             sd = np.sqrt(np.clip(np.diagonal(self.cov, axis1=-2, axis2=-1), 0.0, None))
