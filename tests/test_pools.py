@@ -9,7 +9,7 @@ import autophagy
 from autophagy import correction
 from autophagy.config import load_config
 from autophagy.models.gaussian import GaussianFamily, Moments
-from autophagy.policies import PointPool, StatsPool, SubsetStatsPool, linear_keep, training_sizes, uniform_subset
+from autophagy.policies import PointPool, StatsPool, linear_keep, training_sizes, uniform_subset
 from autophagy.rng import Streams
 
 
@@ -172,28 +172,6 @@ def test_histogram_mix_at_zero_resamples_the_histogram():
     bins = np.clip(np.trunc((y - lo) / w).astype(int), 0, 9)
     landed = np.take_along_axis(counts, bins, axis=1)
     assert (landed > 0).all()
-
-
-@pytest.mark.parametrize("r", [2, 6])
-def test_subset_stats_pool_is_the_point_pools_subsample(r):
-    """SubsetStatsPool (selections drawn up front, each batch's used points pushed into every later training
-    set's sums, then dropped) gives the statistics of the very subset PointPool.subsample gathers from the same
-    streams. r = 2 sums outer products at once, r = 6 per training set."""
-    rng = np.random.default_rng(3)
-    R, n0, sizes, ks = 70, 5, [4, 0, 7, 3, 6], [5, 5, 9, 2, 30]
-    real = rng.standard_normal((R, n0, r))
-    S = lambda g: Streams(11, R, g, "policy")  # noqa: E731
-    pool = SubsetStatsPool(real, sizes, ks, S, lambda n, s1, s2: (n, s1, s2))
-    points = PointPool(real, n0 + sum(sizes))
-    for g, (m, k) in enumerate(zip(sizes, ks), start=1):
-        batch = rng.standard_normal((R, m, r)) + g
-        pool.add(batch)
-        points.add(batch)
-        x = points.subsample(k, S(g))
-        n, s1, s2 = pool.subsample(k, S(g))
-        assert n == x.shape[1] == min(k, n0 + sum(sizes[:g]))
-        np.testing.assert_allclose(s1, x.sum(1), rtol=1e-10, atol=1e-10)
-        np.testing.assert_allclose(s2, np.swapaxes(x, 1, 2) @ x, rtol=1e-10, atol=1e-10)
 
 
 def test_coordinates_of_a_small_real_set_span_its_hull():

@@ -152,11 +152,10 @@ def memory_estimate(cfg: Config, info, specs, curator=None) -> int:
     if _statistics_path(cfg, specs, curator):  # loop._exact_step_ok: no pool of points is stored
         r = min(d, loop.initial - 1) if loop.initial <= d and loop.policy != "replace" else d  # the real set's hull
         per = d * (loop.initial + 2 * synth) + 8 * d * d  # the real set, one batch, a few d x d statistics
-        if loop.policy == "accumulate-subsample" and r >= synth:  # the pool's points in the hull's coordinates
-            per += r * capacity
-        elif loop.policy == "accumulate-subsample":  # SubsetStatsPool: sums of every later training set, the subsets
-            per += G * (r * r + r) + G * max([loop.real_at(g) for g in range(1, G + 1)] or [0])
-        return 8 * R * per + 48 * (G + 1) * R * keys
+        if loop.policy == "accumulate-subsample":  # LiveSubsetPool: the live points (float32, about a quarter
+            k = max([loop.real_at(g) for g in range(1, G + 1)] or [0])  # of the pool; a third for safety), the
+            per += r * capacity / 6 + 0.75 * capacity + G * k / 2  # slot and last-use maps, the selections
+        return int(8 * R * per + 48 * (G + 1) * R * keys)
     points = loop.initial + 2 * max(sizes) + cands + pool + fresh + evals
     return 8 * R * d * points + 48 * (G + 1) * R * keys
 

@@ -15,7 +15,8 @@ control, synthetic_from: last, no accumulation weights) a family with sufficient
 statistics (Gaussian) draws each batch's statistics from their exact law instead of its points
 (``model.exact_moments``; replace: ``model.exact_refit``), and real sets enter as their
 statistics. Sample-size schedules are honoured: each step uses that generation's sizes.
-accumulate-subsample draws each batch's points but keeps only sums (``policies.SubsetStatsPool``).
+accumulate-subsample draws only the batch's points a later training set selects and stores those until their
+last use (``subsample_pool.LiveSubsetPool``).
 A real set of n <= d points: augment, accumulate and accumulate-subsample run in its affine hull
 (``family.chain_start``; r = n − 1 coordinates).
 
