@@ -72,16 +72,18 @@ def _prefix_normal(streams: Streams, *tail: int, dtype=np.float64) -> np.ndarray
     return buf
 
 
-def _lower_times(L: np.ndarray, B: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+def _lower_times(L: np.ndarray, B: np.ndarray, alpha: float = 1.0, overwrite: bool = False) -> np.ndarray:
     """``alpha · L @ B`` for lower-triangular ``L (R, d, d)`` and ``B (R, d, m)``: BLAS trmm per replicate (half
-    a general product's flops) when d > 8, else a batched matmul. A new array; L's upper triangle is not read."""
+    a general product's flops) when d > 8, else a batched matmul. A new array (``overwrite``: B's memory, when
+    B is a C-ordered float64 array); L's upper triangle is not read."""
     if L.shape[-1] <= 8:
         out = L @ B
         out *= alpha
         return out
     from scipy.linalg.blas import dtrmm
 
-    out = np.array(B, dtype=float)  # a C-ordered copy, overwritten in place: out[r]ᵀ is Fortran-ordered
+    own = overwrite and B.dtype == np.float64 and B.flags.c_contiguous
+    out = B if own else np.array(B, dtype=float)  # C-ordered, overwritten in place: out[r]ᵀ is Fortran-ordered
     for r in range(out.shape[0]):  # (L B)ᵀ = Bᵀ Lᵀ, with L[r]ᵀ passed as the (upper) Fortran matrix it is
         dtrmm(alpha, L[r].T, out[r].T, side=1, lower=0, overwrite_b=1)
     return out
@@ -287,13 +289,14 @@ class GaussianModel:
             dof = k - np.arange(q)
             chi2 = streams.draw(lambda g, s: g.chisquare(dof, s), (q,))
             B = np.zeros((R, q, q))
+            flat = B.reshape(R, q * q)
             rows, cols = np.tril_indices(q, -1)
-            B[:, rows, cols] = streams.normal(rows.size)  # only the q(q−1)/2 entries below the diagonal
-            B[:, np.arange(q), np.arange(q)] = np.sqrt(chi2)
+            flat[:, rows * q + cols] = streams.normal(rows.size)  # only the q(q−1)/2 entries below the diagonal
+            flat[:, ::q + 1] = np.sqrt(chi2)
         else:  # rank-deficient Wishart: W = Zᵀ Z with Z (k, q); B = Zᵀ (q, k)
             B = np.swapaxes(streams.normal(k, q), -1, -2)
         if self.tri and k >= q:  # lower triangular times Bartlett's lower triangular
-            return mean, _lower_times(self.factor, B, math.sqrt(bias))
+            return mean, _lower_times(self.factor, B, math.sqrt(bias), overwrite=True)
         return mean, math.sqrt(bias) * (self.factor @ B)
 
     def exact_refit(self, n: int, streams: Streams, bias: float = 1.0, estimator: Optional[str] = None) -> "GaussianModel":
