@@ -113,21 +113,28 @@ def _grid_cell(**over):
     return cfg
 
 
-@pytest.mark.parametrize("n_real", [60, 12])
-def test_float32_store_moves_recorded_numbers_by_under_1e_5_relative(n_real, monkeypatch):
+def _anisotropic(d=5):
+    Q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((d, d)))
+    return (Q @ np.diag(np.logspace(0, -8, d)) @ Q.T).tolist()
+
+
+@pytest.mark.parametrize("n_real, data", [(60, {}), (12, {}), (50, {"dim": 5, "mean": 3.0, "cov": _anisotropic()})])
+def test_float32_store_moves_recorded_numbers_by_under_1e_5_relative(n_real, data, monkeypatch):
     """The documented tolerance of the float32 store: every param.* within 1e-5 relative of a float64 store
     (the same draws: float64 normals in both runs) after 30 generations; n_real = 12 in d = 12 runs in the
-    real set's hull (r = 11), where every training set's scatter is nearly singular (k = r + 1)."""
+    real set's hull (r = 11), where every training set's scatter is nearly singular (k = r + 1); the third
+    case has a rotated covariance of condition 1e8 and a mean away from 0."""
     original = GaussianModel.sample_rows
 
     def float64_draws(self, counts, width, streams, bias=1.0, dtype=np.float64):
         return original(self, counts, width, streams, bias, dtype=np.float64)
 
     monkeypatch.setattr(GaussianModel, "sample_rows", float64_draws)
-    loop = {"policy": "accumulate-subsample", "n_real": n_real}
-    f32 = autophagy.run(_grid_cell(loop=loop)).metrics
+    over = {"loop": {"policy": "accumulate-subsample", "n_real": n_real},
+            "data": {"source": "gaussian", "dim": 12, **data}}
+    f32 = autophagy.run(_grid_cell(**over)).metrics
     monkeypatch.setattr(subsample_pool, "STORE_DTYPE", np.float64)
-    f64 = autophagy.run(_grid_cell(loop=loop)).metrics
+    f64 = autophagy.run(_grid_cell(**over)).metrics
     finite = np.isfinite(f64.value.to_numpy())
     assert len(f32) == len(f64) and (f32.metric.str.startswith("param.")).all()
     a, b = f32.value.to_numpy(), f64.value.to_numpy()
