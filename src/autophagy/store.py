@@ -27,6 +27,8 @@ A corrupt, truncated or foreign file is reported in one line and never overwritt
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import sqlite3
@@ -98,12 +100,17 @@ def _arrays(run_id: str, start: int, values: dict[str, np.ndarray], generation: 
             yield run_id, int(start), metric, int(g), np.ascontiguousarray(row, dtype=_DTYPE).tobytes()
 
 
+def _sorted(rows: list[tuple]) -> list[tuple]:
+    """``arrays`` rows in the order of the long frame: run, metric, generation, replicate block."""
+    return sorted(rows, key=lambda r: (r[0], r[2], r[3], r[1]))
+
+
 def _long(rows: list[tuple], order: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """``(run_id, start, metric, generation, data)`` rows -> the long metrics frame, sorted by run, metric,
     generation and replicate."""
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype=float if c == "value" else object) for c in METRIC_COLUMNS})
-    rows = sorted(rows, key=lambda r: (r[0], r[2], r[3], r[1]))
+    rows = _sorted(rows)
     vals = [np.frombuffer(r[4], dtype=_DTYPE) for r in rows]
     sizes = np.array([len(v) for v in vals])
     offsets = np.repeat(np.array([r[1] for r in rows]), sizes)
@@ -174,6 +181,223 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
             if text.any():
                 out[col] = series.where(~text, "'" + series.astype(object).where(text, ""))
     return out
+
+
+def _export_frames(runs: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What ``runs.<fmt>`` and ``metrics.<fmt>`` hold: both with one column per swept parameter (tidy), and
+    formula-like text neutralised. ``runs`` as ``Store._read`` gives it; ``metrics`` a long frame."""
+    runs = runs.drop(columns=["generations_done"])
+    params = param_columns(list(runs.name), list(runs.config))
+    at = runs.columns.get_loc("lineage") + 1
+    for col, values in params.items():
+        if col not in runs:  # replicates / generations are columns already
+            runs.insert(at, col, values)
+            at += 1
+        if col not in metrics:
+            metrics[col] = metrics.run_id.map(dict(zip(runs.run_id, values)))
+    return neutralise(runs), neutralise(metrics)
+
+
+# ---------------------------------------------------------------- metrics.csv text, fast
+# pandas writes a float cell as numpy's str(x), which equals Python's repr(x): the shortest decimal that reads
+# back as x (the closest such one), positional for 1e-4 <= |x| < 1e16. Formatting 2.4 million of them one by one
+# takes seconds, and so does pandas' writer; here the digits are worked out in integer arithmetic on whole arrays.
+_U64 = np.uint64
+_POW5 = np.array([5 ** t for t in range(27)], dtype=_U64)
+_LOW32 = _U64(0xFFFFFFFF)
+# four ASCII digits as a little-endian word, 0000..9999; then the same with trailing zeros as NUL (0 -> nothing)
+_FOUR = np.frombuffer(b"".join([b"%04d" % i for i in range(10000)]
+                               + [(b"%04d" % i).rstrip(b"0").ljust(4, b"\0") for i in range(10000)]), "<u4").copy()
+_LEAD = np.frombuffer(b"".join(b"\0\0\0" + bytes([48 + d]) for d in range(10)), "<u4").copy()
+_TEXT = 24  # widest repr in the fast range: "-0.000" and 17 digits; "-d." 16 digits "e-10"
+_ONE_VALUE = bytes(_DTYPE.itemsize)  # a skeleton row: one line per stored array
+_CHUNK_VALUES = 1 << 16  # values formatted (and lines written) at a time: the work stays in the CPU caches
+
+
+def _mul128(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(high, low) 64-bit words of the exact products of uint64 arrays ``a`` and ``b``."""
+    s = _U64(32)
+    a0, a1, b0, b1 = a & _LOW32, a >> s, b & _LOW32, b >> s
+    p00, p01, p10, p11 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
+    mid = (p00 >> s) + (p01 & _LOW32) + (p10 & _LOW32)
+    return p11 + (p01 >> s) + (p10 >> s) + (mid >> s), (p00 & _LOW32) | (mid << s)
+
+
+def _float_text(x: np.ndarray) -> np.ndarray:
+    """``repr`` of each float64 as ASCII, NUL-padded on the right: (n,) -> (n, 24) uint8; NaN -> empty (pandas'
+    ``na_rep``).
+
+    With x = M 2**E exactly and e = floor(log10 |x|), x / 10**(e-16) = M 5**(16-e) / 2**sh in 128-bit integers
+    gives the 17 leading digits and the remainder exactly; the 16- and 15-digit roundings follow from them, and a
+    rounding reads back as x when it lies within half an ulp (a tie reads back to an even M). The shortest that
+    does is the repr. Values outside 1e-10 <= |x| < 1e15, powers of two (uneven ulps), exact decimal ties,
+    0 and inf are few and take Python's repr; tests/test_export_fast.py checks all paths against repr.
+    """
+    n, one = len(x), _U64(1)
+    bits = np.abs(x).view(_U64)
+    be = (bits >> _U64(52)).astype(np.int64)
+    frac = bits & _U64((1 << 52) - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = np.floor(np.log10(np.abs(x)))
+    ok = (be >= 1) & (be < 2047) & (frac != 0) & (e >= -10) & (e <= 14)
+    e = np.where(ok, e, 0).astype(np.int64)
+    sh = e - be + (1075 - 16)
+    ok &= (sh >= 1) & (sh <= 59)
+    sh = np.where(ok, sh, 1).astype(_U64)
+    M = frac | _U64(1 << 52)
+    F5 = _POW5[16 - e]
+    hi, lo = _mul128(M, F5)  # x / 10**(e-16) == (hi 2**64 + lo) / 2**sh
+    F = (lo >> sh) | (hi << (_U64(64) - sh))  # its integer part (17 digits when e is right) ...
+    rem = lo & ((one << sh) - one)  # ... and the rest, in units of 2**-sh
+    half = one << (sh - one)
+
+    def reads_back(C):  # are digits C (units of 10**(e-16)) within half an ulp (F5 / 2 units of 2**-sh) of x?
+        ahead = C > F
+        gap = np.where(ahead, C - F, F - C)
+        far = gap > _U64(12)  # half an ulp is at most 11.1 units; also keeps the shift below from overflowing
+        gap[far] = 0
+        twice = np.where(ahead, (gap << sh) - rem, (gap << sh) + rem) << one
+        return ~far & ((twice < F5) | ((twice == F5) & ((M & one) == 0)))
+
+    tie17 = rem == half
+    N17 = F + ((rem > half) | (tie17 & ((F & one) == one)))  # rounded half to even, as printf and repr do
+    N16, b = np.divmod(F, _U64(10))
+    tie16 = (b == 5) & (rem == 0)
+    N16 += (b > 5) | ((b == 5) & (rem > 0)) | (tie16 & ((N16 & one) == one))
+    N15, b = np.divmod(F, _U64(100))
+    N15 += (b > 50) | ((b == 50) & ((rem > 0) | ((N15 & one) == one)))
+    N15 *= _U64(100)
+    N16 *= _U64(10)
+    rt15 = reads_back(N15)
+    rt16 = ~rt15 & reads_back(N16)
+    D = np.where(rt15, N15, np.where(rt16, N16, N17))
+    ok &= ~(rt16 & tie16) & (rt15 | rt16 | ~tie17) & (D >= _U64(10 ** 16)) & (D < _U64(10 ** 17))
+    D[~ok] = _U64(10 ** 16)
+    neg = np.signbit(x)
+    with np.errstate(invalid="ignore"):
+        whole = ok & (e >= 0) & (x == np.trunc(x))
+    # the digits as bytes: NUL NUL NUL d0, then four words of four; trailing zeros NUL except in whole numbers
+    d0, rest = np.divmod(D, _U64(10 ** 16))
+    h8, l8 = np.divmod(rest, _U64(10 ** 8))
+    c0, c1 = np.divmod(h8.astype(np.uint32), np.uint32(10000))
+    c2, c3 = np.divmod(l8.astype(np.uint32), np.uint32(10000))
+    words = np.empty((n, 5), np.uint32)
+    words[:, 0] = _LEAD[d0]
+    trailing = ~whole
+    for j, c in ((4, c3), (3, c2), (2, c1), (1, c0)):
+        words[:, j] = _FOUR[c + trailing * np.uint32(10000)]
+        trailing &= c == 0
+    k = np.where(e <= -5, np.count_nonzero(words.view(np.uint8)[:, 3:], axis=1), 0)  # digits of d.ddde-XX
+    # lay out each kind (exponent, sign, whole, digits of d.ddde-XX) with slices: sort by kind, then put back
+    key = ((((e + 10) * 2 + neg) * 2 + whole) * 18 + k).astype(np.int16)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    digits = words.view("V20").ravel()[order].view(np.uint8).reshape(n, 20)[:, 3:]
+    text = np.zeros((n, _TEXT), np.uint8)
+    cuts = (np.flatnonzero(key[1:] != key[:-1]) + 1).tolist()
+    for start, stop in zip([0, *cuts], [*cuts, n]):
+        kind, kk = divmod(int(key[start]), 18)
+        ee, s = kind // 4 - 10, (kind >> 1) & 1
+        t, g = text[start:stop], digits[start:stop]
+        if s:
+            t[:, 0] = 45  # -
+        if ee >= 0:  # ddd.ddd
+            t[:, s:s + ee + 1] = g[:, :ee + 1]
+            t[:, s + ee + 1] = 46
+            if kind & 1:
+                t[:, s + ee + 2] = 48
+            else:
+                t[:, s + ee + 2:s + 18] = g[:, ee + 1:]
+        elif ee >= -4:  # 0.000ddd
+            t[:, s:s + 1 - ee] = 48
+            t[:, s + 1] = 46
+            t[:, s + 1 - ee:s + 18 - ee] = g
+        else:  # d.ddde-XX
+            t[:, s] = g[:, 0]
+            at = s + 1
+            if kk > 1:
+                t[:, at] = 46
+                t[:, at + 1:at + kk] = g[:, 1:kk]
+                at += kk
+            t[:, at:at + 4] = np.frombuffer(b"e-%02d" % -ee, np.uint8)
+    out = np.empty((n, _TEXT), np.uint8)
+    out.view(f"V{_TEXT}").ravel()[order] = text.view(f"V{_TEXT}").ravel()
+    other = np.flatnonzero(~ok)
+    if len(other):
+        reprs = [b"" if v != v else repr(v).encode() for v in x[other].tolist()]
+        out[other] = np.array(reprs, dtype=f"S{_TEXT}").view(np.uint8).reshape(-1, _TEXT)
+    return out
+
+
+def _csv_cells(skeleton: pd.DataFrame) -> tuple[bytes, list[tuple[bytes, bytes, bytes]]] | None:
+    """pandas' CSV text of ``skeleton`` (one line per stored array) split around the replicate and value cells:
+    the header and, per line, (cells before replicate, between it and value, after value + line end) as UTF-8.
+    The split is checked by putting the text back together; None where it does not give pandas' text back."""
+    if list(skeleton.columns[:5]) != METRIC_COLUMNS:
+        return None
+    header, text = skeleton.iloc[:0].to_csv(index=False), skeleton.to_csv(index=False)
+    if not text.startswith(header):
+        return None
+    body, end = text[len(header):], os.linesep
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator=end)  # pandas' dialect (excel: minimal quoting, doubled quotes)
+    seen: dict[tuple, str] = {}
+
+    def cells(fields: list[str]) -> str:
+        key = tuple(fields)
+        if key not in seen:
+            buf.seek(0)
+            buf.truncate()
+            writer.writerow([*fields, ""])  # a lone empty cell would be written as ""
+            seen[key] = buf.getvalue()[:-len(end) - 1]
+        return seen[key]
+
+    split, again = [], []
+    for f in csv.reader(io.StringIO(body, newline="")):
+        a, b = cells(f[:1]) + ",", "," + cells(f[2:4]) + ","
+        c = ("," + cells(f[5:]) if len(f) > 5 else "") + end
+        split.append((a, b, c))
+        again.append(a + cells(f[1:2]) + b + cells(f[4:5]) + c)
+    if "".join(again) != body:
+        return None
+    return header.encode(), [(a.encode(), b.encode(), c.encode()) for a, b, c in split]
+
+
+def _write_metrics_csv(path: Path, skeleton: pd.DataFrame, rows: list[tuple]) -> bool:
+    """Write metrics.csv from sorted, non-empty ``arrays`` rows and the export frame of one line per row
+    (``skeleton``): per line the constant cells are pandas' text and the replicate and value cells are formatted
+    here, so the bytes equal ``frame.to_csv(path, index=False)`` of the whole frame. False (nothing written)
+    where the cells cannot be split off exactly or a row is odd; the caller then writes the frame with pandas."""
+    starts = [r[1] for r in rows]
+    if any(type(s) is not int or s < 0 for s in starts) or any(len(r[4]) % _DTYPE.itemsize for r in rows):
+        return False
+    split = _csv_cells(skeleton)
+    if split is None or len(split[1]) != len(rows):
+        return False
+    header, cells = split
+    sizes = np.array([len(r[4]) // _DTYPE.itemsize for r in rows], dtype=np.int64)
+    ends = np.cumsum(sizes)
+    begins = ends - sizes
+    first = np.array(starts, dtype=np.int64) - begins  # a line's replicate: its index + first[its row]
+    reps = np.array([b"%d" % i for i in range(int((first + ends).max()))], dtype=object)
+    before, between, after = (np.array([c[i] for c in cells], dtype=object) for i in range(3))
+    with open(path, "wb") as fh:
+        fh.write(header)
+        for lo in range(0, int(ends[-1]), _CHUNK_VALUES):  # lines lo..hi-1, across rows i..j-1
+            hi = min(lo + _CHUNK_VALUES, int(ends[-1]))
+            i, j = int(np.searchsorted(ends, lo, "right")), int(np.searchsorted(begins, hi, "left"))
+            a, b = np.maximum(begins[i:j], lo) - begins[i:j], np.minimum(ends[i:j], hi) - begins[i:j]
+            values = np.concatenate([np.frombuffer(rows[r][4], _DTYPE, int(n), int(o) * _DTYPE.itemsize)
+                                     for r, o, n in zip(range(i, j), a.tolist(), (b - a).tolist())])
+            line_row = np.repeat(np.arange(i, j), b - a)
+            parts: list = [None] * (5 * (hi - lo))
+            parts[0::5] = before[line_row].tolist()
+            parts[1::5] = reps[np.arange(lo, hi) + first[line_row]].tolist()
+            parts[2::5] = between[line_row].tolist()
+            parts[3::5] = _float_text(values).view(f"S{_TEXT}").ravel().tolist()
+            parts[4::5] = after[line_row].tolist()
+            fh.write(b"".join(parts))
+    return True
 
 
 class Store:
@@ -388,36 +612,54 @@ class Store:
             return self._read(con)
 
     @staticmethod
-    def _read(con: sqlite3.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _runs(con: sqlite3.Connection) -> pd.DataFrame:
         runs = pd.read_sql_query(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY created, rowid", con)
-        rows = con.execute("SELECT run_id, start, metric, generation, data FROM arrays").fetchall()
         gens = dict(con.execute("SELECT run_id, COUNT(DISTINCT generation) FROM arrays GROUP BY run_id").fetchall())
         runs.insert(6, "generations_done", runs.run_id.map(gens).fillna(0).astype(int))
-        return runs, _long(rows)
+        return runs
+
+    @staticmethod
+    def _rows(con: sqlite3.Connection) -> list[tuple]:
+        return con.execute("SELECT run_id, start, metric, generation, data FROM arrays").fetchall()
+
+    @staticmethod
+    def _read(con: sqlite3.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return Store._runs(con), _long(Store._rows(con))
+
+    def _export_frames_reference(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The exported (runs, metrics) frames built whole with pandas: what ``export`` writes (``to_csv`` /
+        ``to_parquet`` with ``index=False``); the fast CSV writer is tested against it."""
+        with self._connect() as con:
+            return _export_frames(*self._read(con))
 
     def export(self, fmt: str = "csv") -> list[Path]:
         """Write ``metrics.<fmt>`` and ``runs.<fmt>`` atomically (unique temporary names, renamed while holding
-        the write lock, so concurrent studies never leave an export older than a committed run)."""
+        the write lock, so concurrent studies never leave an export older than a committed run).
+
+        CSV: pandas writes runs.csv, and the constant cells of metrics.csv (one line per stored array); the
+        millions of replicate and value cells are formatted in bulk (``_write_metrics_csv``): the same bytes,
+        about 10x faster (2.4 M rows: 29 s -> under 3 s)."""
         written = []
         with self._write() as con:
-            runs, metrics = self._read(con)
-            runs = runs.drop(columns=["generations_done"])
-            params = param_columns(list(runs.name), list(runs.config))  # tidy: one column per swept parameter
-            at = runs.columns.get_loc("lineage") + 1
-            for col, values in params.items():
-                if col not in runs:  # replicates / generations are columns already
-                    runs.insert(at, col, values)
-                    at += 1
-                if col not in metrics:
-                    metrics[col] = metrics.run_id.map(dict(zip(runs.run_id, values)))
-            for frame, stem in ((neutralise(metrics), "metrics"), (neutralise(runs), "runs")):
+            stored, rows = self._runs(con), self._rows(con)
+            if fmt == "csv":
+                full = [r for r in _sorted(rows) if len(r[4])]
+                runs, skeleton = _export_frames(stored, _long([(*r[:4], _ONE_VALUE) for r in full]))
+
+                def metrics(tmp: Path) -> None:
+                    if not (full and _write_metrics_csv(tmp, skeleton, full)):  # the whole frame, with pandas
+                        _export_frames(stored, _long(rows))[1].to_csv(tmp, index=False)
+
+                frames = ((metrics, "metrics"), (lambda tmp: runs.to_csv(tmp, index=False), "runs"))
+            else:
+                runs, long = _export_frames(stored, _long(rows))
+                frames = ((lambda tmp: long.to_parquet(tmp, index=False), "metrics"),
+                          (lambda tmp: runs.to_parquet(tmp, index=False), "runs"))
+            for write, stem in frames:
                 target = self.dir / f"{stem}.{fmt}"
                 tmp = self.dir / f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{fmt}.tmp"
                 try:
-                    if fmt == "csv":
-                        frame.to_csv(tmp, index=False)
-                    else:
-                        frame.to_parquet(tmp, index=False)
+                    write(tmp)
                     os.replace(tmp, target)
                 finally:
                     tmp.unlink(missing_ok=True)
