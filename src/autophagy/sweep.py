@@ -143,7 +143,14 @@ def run_shard(shard: Shard, events: Optional[Callable[[tuple, int, Optional[dict
     stream = plan.checkpoint_dir is not None
     cb = None
     if send is not None:
-        cb = lambda g, vals: send(shard.key, g, vals if stream else None)  # noqa: E731
+        last = [0.0]
+        G = shard.spec.config.generations
+
+        def cb(g, vals):  # progress at most ten times a second (values: every generation, to be saved)
+            now = time.perf_counter()
+            if stream or g == G or now - last[0] >= 0.1:
+                last[0] = now
+                send(shard.key, g, vals if stream else None)
     values = simulate(plan, cb, block=(shard.start, shard.stop))
     return ShardResult(shard.key, values, time.perf_counter() - t0)
 
