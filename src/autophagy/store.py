@@ -209,8 +209,10 @@ _LOW32 = _U64(0xFFFFFFFF)
 _FOUR = np.frombuffer(b"".join([b"%04d" % i for i in range(10000)]
                                + [(b"%04d" % i).rstrip(b"0").ljust(4, b"\0") for i in range(10000)]), "<u4").copy()
 _LEAD = np.frombuffer(b"".join(b"\0\0\0" + bytes([48 + d]) for d in range(10)), "<u4").copy()
+_P10 = np.array([float(f"1e{k}") for k in range(-11, 17)])  # 10**(e+1) for e = -12..15, rounded to float64
 _TEXT = 24  # widest repr in the fast range: "-0.000" and 17 digits; "-d." 16 digits "e-10"
-_ONE_VALUE = bytes(_DTYPE.itemsize)  # a skeleton row: one line per stored array
+_ONE_VALUE = bytes(_DTYPE.itemsize)  # an array of one value: the line that shows a row's constant cells
+_SPECIAL = np.array([b"", b"", b"0.0", b"-0.0", b"inf", b"-inf"], dtype="S24").view(np.uint8).reshape(6, 24)  # NaN 0 inf
 _CHUNK_VALUES = 1 << 16  # values formatted (and lines written) at a time: the work stays in the CPU caches
 
 
@@ -234,13 +236,18 @@ def _float_text(x: np.ndarray) -> np.ndarray:
     0 and inf are few and take Python's repr; tests/test_export_fast.py checks all paths against repr.
     """
     n, one = len(x), _U64(1)
-    bits = np.abs(x).view(_U64)
+    if not n:
+        return np.zeros((0, _TEXT), np.uint8)
+    a = np.abs(x)
+    bits = a.view(_U64)
     be = (bits >> _U64(52)).astype(np.int64)
     frac = bits & _U64((1 << 52) - 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        e = np.floor(np.log10(np.abs(x)))
+    # e = floor(log10 |x|) from the binary exponent: e or e - 1, then one comparison (an e off by one near a
+    # power of ten gives digits outside 10**16..10**17 below and so takes repr; log10 itself is 10x slower)
+    e = np.floor((be - 1023) * 0.30102999566398120).astype(np.int64)
+    e += a >= _P10[np.clip(e + 12, 0, len(_P10) - 1)]
     ok = (be >= 1) & (be < 2047) & (frac != 0) & (e >= -10) & (e <= 14)
-    e = np.where(ok, e, 0).astype(np.int64)
+    e[~ok] = 0
     sh = e - be + (1075 - 16)
     ok &= (sh >= 1) & (sh <= 59)
     sh = np.where(ok, sh, 1).astype(_U64)
@@ -251,20 +258,22 @@ def _float_text(x: np.ndarray) -> np.ndarray:
     rem = lo & ((one << sh) - one)  # ... and the rest, in units of 2**-sh
     half = one << (sh - one)
 
+    below, even = _U64(0) - rem, (M & one) == 0  # -rem modulo 2**64
+
     def reads_back(C):  # are digits C (units of 10**(e-16)) within half an ulp (F5 / 2 units of 2**-sh) of x?
-        ahead = C > F
-        gap = np.where(ahead, C - F, F - C)
-        far = gap > _U64(12)  # half an ulp is at most 11.1 units; also keeps the shift below from overflowing
-        gap[far] = 0
-        twice = np.where(ahead, (gap << sh) - rem, (gap << sh) + rem) << one
-        return ~far & ((twice < F5) | ((twice == F5) & ((M & one) == 0)))
+        ahead = C > F  # distance |C 2**sh - F 2**sh - rem|; half an ulp is at most 11.1 units, so a gap
+        gap = np.minimum(np.where(ahead, C - F, F - C), _U64(13))  # capped at 13 still fails, without overflow
+        twice = ((gap << sh) + np.where(ahead, below, rem)) << one
+        return (twice < F5) | ((twice == F5) & even)  # a decimal halfway between two floats reads as the even one
 
     tie17 = rem == half
     N17 = F + ((rem > half) | (tie17 & ((F & one) == one)))  # rounded half to even, as printf and repr do
-    N16, b = np.divmod(F, _U64(10))
+    N16 = F // _U64(10)  # (np.divmod is many times slower than // and a multiply)
+    b = F - N16 * _U64(10)
     tie16 = (b == 5) & (rem == 0)
     N16 += (b > 5) | ((b == 5) & (rem > 0)) | (tie16 & ((N16 & one) == one))
-    N15, b = np.divmod(F, _U64(100))
+    N15 = F // _U64(100)
+    b = F - N15 * _U64(100)
     N15 += (b > 50) | ((b == 50) & ((rem > 0) | ((N15 & one) == one)))
     N15 *= _U64(100)
     N16 *= _U64(10)
@@ -277,17 +286,22 @@ def _float_text(x: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         whole = ok & (e >= 0) & (x == np.trunc(x))
     # the digits as bytes: NUL NUL NUL d0, then four words of four; trailing zeros NUL except in whole numbers
-    d0, rest = np.divmod(D, _U64(10 ** 16))
-    h8, l8 = np.divmod(rest, _U64(10 ** 8))
-    c0, c1 = np.divmod(h8.astype(np.uint32), np.uint32(10000))
-    c2, c3 = np.divmod(l8.astype(np.uint32), np.uint32(10000))
+    d0 = D // _U64(10 ** 16)
+    rest = D - d0 * _U64(10 ** 16)
+    h8 = rest // _U64(10 ** 8)
+    l8 = (rest - h8 * _U64(10 ** 8)).astype(np.uint32)
+    h8 = h8.astype(np.uint32)
+    c0, c2 = h8 // np.uint32(10000), l8 // np.uint32(10000)
+    c1, c3 = h8 - c0 * np.uint32(10000), l8 - c2 * np.uint32(10000)
     words = np.empty((n, 5), np.uint32)
     words[:, 0] = _LEAD[d0]
     trailing = ~whole
     for j, c in ((4, c3), (3, c2), (2, c1), (1, c0)):
         words[:, j] = _FOUR[c + trailing * np.uint32(10000)]
         trailing &= c == 0
-    k = np.where(e <= -5, np.count_nonzero(words.view(np.uint8)[:, 3:], axis=1), 0)  # digits of d.ddde-XX
+    k = np.zeros(n, np.int64)  # significant digits of d.ddde-XX
+    expo = np.flatnonzero(e <= -5)
+    k[expo] = np.count_nonzero(words[expo].view(np.uint8)[:, 3:], axis=1)
     # lay out each kind (exponent, sign, whole, digits of d.ddde-XX) with slices: sort by kind, then put back
     key = ((((e + 10) * 2 + neg) * 2 + whole) * 18 + k).astype(np.int16)
     order = np.argsort(key, kind="stable")
@@ -322,9 +336,12 @@ def _float_text(x: np.ndarray) -> np.ndarray:
             t[:, at:at + 4] = np.frombuffer(b"e-%02d" % -ee, np.uint8)
     out = np.empty((n, _TEXT), np.uint8)
     out.view(f"V{_TEXT}").ravel()[order] = text.view(f"V{_TEXT}").ravel()
-    other = np.flatnonzero(~ok)
+    zero, inf = x == 0, np.isinf(x)
+    special = np.flatnonzero(zero | inf | np.isnan(x))
+    out[special] = _SPECIAL[(zero[special] + 2 * inf[special]) * 2 + neg[special]]
+    other = np.flatnonzero(~ok & ~zero & ~inf & (x == x))
     if len(other):
-        reprs = [b"" if v != v else repr(v).encode() for v in x[other].tolist()]
+        reprs = [repr(v).encode() for v in x[other].tolist()]
         out[other] = np.array(reprs, dtype=f"S{_TEXT}").view(np.uint8).reshape(-1, _TEXT)
     return out
 
@@ -363,39 +380,70 @@ def _csv_cells(skeleton: pd.DataFrame) -> tuple[bytes, list[tuple[bytes, bytes, 
     return header.encode(), [(a.encode(), b.encode(), c.encode()) for a, b, c in split]
 
 
-def _write_metrics_csv(path: Path, skeleton: pd.DataFrame, rows: list[tuple]) -> bool:
-    """Write metrics.csv from sorted, non-empty ``arrays`` rows and the export frame of one line per row
-    (``skeleton``): per line the constant cells are pandas' text and the replicate and value cells are formatted
-    here, so the bytes equal ``frame.to_csv(path, index=False)`` of the whole frame. False (nothing written)
-    where the cells cannot be split off exactly or a row is odd; the caller then writes the frame with pandas."""
+def _write_metrics_csv(path: Path, stored: pd.DataFrame, rows: list[tuple]) -> bool:
+    """Write metrics.csv as ``_export_frames(stored, _long(rows))[1].to_csv(path, index=False)`` would, fast.
+
+    A line is [before: run_id] replicate [between: generation, metric] value [after: parameters]. pandas
+    writes the constant cells, in the export frame of one line for each run and for each (metric,
+    generation) (each cell's text depends only on its value and its column's dtype, and these lines hold
+    every value, so the dtypes are the full frame's); replicate and value are formatted here, in bulk.
+    False (nothing written) where that does not apply: no or tiny arrays, odd rows, cells that do not split
+    back into pandas' text; the caller then writes the whole frame with pandas."""
+    rows = [r for r in _sorted(rows) if len(r[4])]
     starts = [r[1] for r in rows]
     if any(type(s) is not int or s < 0 for s in starts) or any(len(r[4]) % _DTYPE.itemsize for r in rows):
         return False
-    split = _csv_cells(skeleton)
-    if split is None or len(split[1]) != len(rows):
+    sizes = np.array([len(r[4]) // _DTYPE.itemsize for r in rows], dtype=np.int64)
+    if not rows or sizes.sum() < 8 * len(rows):  # about one line per array: pandas alone is as fast
+        return False
+    run_of, pair_of = {}, {}  # first row of each run / (metric, generation)
+    for i, r in enumerate(rows):
+        run_of.setdefault(r[0], i)
+        pair_of.setdefault((r[2], r[3]), i)
+    shown = sorted(set(run_of.values()) | set(pair_of.values()))
+    split = _csv_cells(_export_frames(stored, _long([(*rows[i][:4], _ONE_VALUE) for i in shown]))[1])
+    if split is None or len(split[1]) != len(shown):
         return False
     header, cells = split
-    sizes = np.array([len(r[4]) // _DTYPE.itemsize for r in rows], dtype=np.int64)
+    line = dict(zip(shown, cells))
+    if any(line[i][0] != line[run_of[r[0]]][0] or line[i][2] != line[run_of[r[0]]][2]
+           or line[i][1] != line[pair_of[r[2], r[3]]][1] for i, r in ((i, rows[i]) for i in shown)):
+        return False
+    run_ids = list(run_of)  # rows are sorted by run: run u is rows first[u]..
+    run_index = {r: u for u, r in enumerate(run_ids)}
+    run = np.array([run_index[r[0]] for r in rows], dtype=np.int64)
+    between = np.array([line[pair_of[r[2], r[3]]][1] for r in rows], dtype=object)
+    before = [line[run_of[r]][0] for r in run_ids]
+    after = [line[run_of[r]][2] for r in run_ids]
     ends = np.cumsum(sizes)
-    begins = ends - sizes
-    first = np.array(starts, dtype=np.int64) - begins  # a line's replicate: its index + first[its row]
-    reps = np.array([b"%d" % i for i in range(int((first + ends).max()))], dtype=object)
-    before, between, after = (np.array([c[i] for c in cells], dtype=object) for i in range(3))
+    first = np.array(starts, dtype=np.int64) - (ends - sizes)  # a line's replicate: its index + first[its row]
+    top = np.zeros(len(run_ids), dtype=np.int64)  # replicates of each run: 0..top-1
+    np.maximum.at(top, run, first + ends)
+    reps = [b"%d" % i for i in range(int(top.max()))]
+    # "after + before + replicate": what stands between two values of one run, from one list per run
+    base = np.concatenate([[0], np.cumsum(top)[:-1]])
+    joins = np.array([after[u] + before[u] + r for u in range(len(run_ids)) for r in reps[:top[u]]], dtype=object)
+    total = int(ends[-1])
     with open(path, "wb") as fh:
         fh.write(header)
-        for lo in range(0, int(ends[-1]), _CHUNK_VALUES):  # lines lo..hi-1, across rows i..j-1
-            hi = min(lo + _CHUNK_VALUES, int(ends[-1]))
-            i, j = int(np.searchsorted(ends, lo, "right")), int(np.searchsorted(begins, hi, "left"))
-            a, b = np.maximum(begins[i:j], lo) - begins[i:j], np.minimum(ends[i:j], hi) - begins[i:j]
-            values = np.concatenate([np.frombuffer(rows[r][4], _DTYPE, int(n), int(o) * _DTYPE.itemsize)
-                                     for r, o, n in zip(range(i, j), a.tolist(), (b - a).tolist())])
-            line_row = np.repeat(np.arange(i, j), b - a)
-            parts: list = [None] * (5 * (hi - lo))
-            parts[0::5] = before[line_row].tolist()
-            parts[1::5] = reps[np.arange(lo, hi) + first[line_row]].tolist()
-            parts[2::5] = between[line_row].tolist()
-            parts[3::5] = _float_text(values).view(f"S{_TEXT}").ravel().tolist()
-            parts[4::5] = after[line_row].tolist()
+        for lo in range(0, total, _CHUNK_VALUES):  # lines lo..hi-1, of rows i..j-1
+            hi = min(lo + _CHUNK_VALUES, total)
+            i, j = int(np.searchsorted(ends, lo, "right")), int(np.searchsorted(ends, hi - 1, "right")) + 1
+            row = np.repeat(np.arange(i, j), np.minimum(ends[i:j], hi) - np.maximum(ends[i:j] - sizes[i:j], lo))
+            rep = np.arange(lo, hi) + first[row]
+            u = run[row]
+            o = lo - int(ends[i] - sizes[i])  # the first value's place in row i
+            values = np.frombuffer(rows[i][4], _DTYPE, min(int(sizes[i]) - o, hi - lo), o * _DTYPE.itemsize)
+            if j > i + 1:
+                values = np.concatenate([values, *(np.frombuffer(rows[k][4], _DTYPE) for k in range(i + 1, j - 1)),
+                                         np.frombuffer(rows[j - 1][4], _DTYPE, hi - int(ends[j - 1] - sizes[j - 1]))])
+            parts: list = [None] * (3 * (hi - lo) + 1)
+            parts[0:-1:3] = joins[base[u] + rep].tolist()
+            parts[1::3] = between[row].tolist()
+            parts[2::3] = _float_text(values).view(f"S{_TEXT}").ravel().tolist()
+            for k in np.flatnonzero(np.diff(u, prepend=-1)).tolist():  # a run's first line here: no "after" before
+                parts[3 * k] = (after[u[k - 1]] if k else b"") + before[u[k]] + reps[rep[k]]
+            parts[-1] = after[u[-1]]
             fh.write(b"".join(parts))
     return True
 
@@ -643,11 +691,10 @@ class Store:
         with self._write() as con:
             stored, rows = self._runs(con), self._rows(con)
             if fmt == "csv":
-                full = [r for r in _sorted(rows) if len(r[4])]
-                runs, skeleton = _export_frames(stored, _long([(*r[:4], _ONE_VALUE) for r in full]))
+                runs = _export_frames(stored, _long([]))[0]
 
                 def metrics(tmp: Path) -> None:
-                    if not (full and _write_metrics_csv(tmp, skeleton, full)):  # the whole frame, with pandas
+                    if not _write_metrics_csv(tmp, stored, rows):  # the whole frame, with pandas
                         _export_frames(stored, _long(rows))[1].to_csv(tmp, index=False)
 
                 frames = ((metrics, "metrics"), (lambda tmp: runs.to_csv(tmp, index=False), "runs"))
