@@ -175,3 +175,66 @@ def test_subsample_with_batches_smaller_than_the_hull_has_the_sample_paths_law(m
         assert not np.array_equal(a[:, 1:], b[:, 1:])
         _agree(a[:, 1:], b[:, 1:], f"hull point pool {metric}")
     assert np.isneginf(_per_generation(fast, "param.logdet_cov")[:, 1:]).all()
+
+
+@pytest.mark.parametrize("estimator", ["mle", "unbiased"])
+@pytest.mark.parametrize("dim", [3, 12])
+def test_accumulate_recursion_equals_the_summed_statistics_path(estimator, dim):
+    """GaussianModel.exact_accumulate (the pool's fit updated in the model's whitened coordinates, no pool)
+    gives the model the Moments path gives -- exact_moments' batch added to the pool's statistics, refitted --
+    from the same draws, to rounding, over five steps (d = 12 takes the trmm products)."""
+    from autophagy.models.gaussian import GaussianFamily
+    from autophagy.policies import StatsPool
+    from autophagy.rng import Streams
+
+    fam = GaussianFamily(GaussianFamily.Options(estimator=estimator), None)
+    real = np.random.default_rng(4).standard_normal((7, 30, dim)) * 1.7 + 0.4
+    fast = fam.fit(fam.statistics(real), None).triangular()
+    slow, pool, pooled = fast, StatsPool(fam.statistics(real), fam.statistics), 30
+    for g, n in enumerate([20, 35, 14, 60, 25], start=1):
+        fast = fast.exact_accumulate(n, pooled, Streams(2, 7, g, "sample"), 0.8)
+        pool.add(slow.exact_moments(n, Streams(2, 7, g, "sample"), 0.8))
+        slow = fam.fit(pool.training_set(), None)
+        pooled += n
+        np.testing.assert_allclose(fast.mean, slow.mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(fast.factor, slow.factor, rtol=1e-9, atol=1e-11)
+        assert fast.tri and slow.tri
+
+
+def test_accumulate_exact_run_takes_the_recursion_and_keeps_no_pool(monkeypatch):
+    """The engine's exact accumulate loop (full covariance, batches > d) runs exact_accumulate, builds no pool."""
+    from autophagy import policies
+
+    calls = []
+    original = gaussian_mod.GaussianModel.exact_accumulate
+    monkeypatch.setattr(gaussian_mod.GaussianModel, "exact_accumulate",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(policies.StatsPool, "__init__", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    autophagy.run({**_cfg("accumulate", 3, "auto"), "replicates": 20})
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("policy", ["replace", "augment", "accumulate"])
+def test_exact_paths_in_12_dimensions_have_the_sample_paths_law(policy, monkeypatch):
+    """d = 12 > 8: the exact paths multiply triangular factors with BLAS trmm (models.gaussian._lower_times);
+    the same law as the sample path."""
+    cfg = lambda stats: {**_cfg(policy, 12, stats, n_real=30, n_synthetic=20), "replicates": 2000}  # noqa: E731
+    exact = _run_exact(cfg("auto"), monkeypatch)
+    sampled = autophagy.run(cfg("off"))
+    for metric in ("param.mean_sq_error", "param.trace_cov", "param.logdet_cov", "param.w2_sq"):
+        a, b = _per_generation(exact, metric), _per_generation(sampled, metric)
+        _agree(a[:, 1:], b[:, 1:], f"{policy} d=12 {metric}")
+
+
+def test_lower_times_reads_any_layout():
+    """alpha · L @ B for C-ordered, Fortran-ordered, transposed and sliced B (a copy that kept a transposed
+    view's layout once left B unmultiplied), and in place for a C-ordered float64 B with overwrite."""
+    rng = np.random.default_rng(0)
+    L = np.tril(rng.standard_normal((3, 12, 12)))
+    B = rng.standard_normal((3, 12, 12))
+    for X in (B, np.swapaxes(B, -1, -2), np.asfortranarray(B), B[:, :, :7], np.swapaxes(L, -1, -2)):
+        np.testing.assert_allclose(gaussian_mod._lower_times(L, X, 0.5), 0.5 * L @ X, rtol=1e-12, atol=1e-12)
+    C = B.copy()
+    out = gaussian_mod._lower_times(L, C, 2.0, overwrite=True)
+    assert out is C
+    np.testing.assert_allclose(out, 2.0 * L @ B, rtol=1e-12, atol=1e-12)

@@ -209,12 +209,25 @@ def _simulate(plan: Plan, on_generation, block) -> dict[str, np.ndarray]:
         pool = LiveSubsetPool(real, [cfg.loop.synthetic_at(g) for g in range(1, G + 1)],
                               [cfg.loop.real_at(g) for g in range(1, G + 1)], lambda g: S(g, "policy"),
                               lambda n, s1, s2, basis=model.basis: plan.family.summed(n, s1, s2, basis))
-    else:
+    # accumulate, exact, triangular factor, every batch >= dimension + 1 points: the fit's own recursion, no pool
+    whitened = (exact and policy.name == "accumulate" and getattr(model, "tri", False) and not model.diag
+                and all(cfg.loop.synthetic_at(g) == 0 or cfg.loop.synthetic_at(g) - 1 >= model.mean.shape[-1]
+                        for g in range(1, G + 1)))
+    if whitened:
+        pool = None
+    elif not subsample:
         pool = make_pool(real, plan.family, cfg.loop, capacity, exact) if policy.keeps_history else None
+    pooled = cfg.loop.initial
     for g in range(1, G + 1):
         n_real, n_syn = cfg.loop.real_at(g), cfg.loop.synthetic_at(g)  # sizes may follow a schedule over g
         if exact and policy.name == "replace":  # keeps the drawn factor: no factorisation per step
             model = model.exact_refit(n_syn, S(g, "sample"), bias)
+            record(g, model)
+            continue
+        if whitened:  # no pool: the pool's fit is the model (GaussianModel.exact_accumulate)
+            if n_syn:
+                model = model.exact_accumulate(n_syn, pooled, S(g, "sample"), bias)
+                pooled += n_syn
             record(g, model)
             continue
         if subsample:  # only the batch's points that some training set selects; the pool stores those

@@ -83,7 +83,8 @@ def _lower_times(L: np.ndarray, B: np.ndarray, alpha: float = 1.0, overwrite: bo
     from scipy.linalg.blas import dtrmm
 
     own = overwrite and B.dtype == np.float64 and B.flags.c_contiguous
-    out = B if own else np.array(B, dtype=float)  # C-ordered, overwritten in place: out[r]ᵀ is Fortran-ordered
+    out = B if own else np.array(B, dtype=float, order="C")  # overwritten in place: out[r]ᵀ is Fortran-ordered
+    # (a copy that kept a transposed view's layout would make trmm write into f2py's own copy instead)
     for r in range(out.shape[0]):  # (L B)ᵀ = Bᵀ Lᵀ, with L[r]ᵀ passed as the (upper) Fortran matrix it is
         dtrmm(alpha, L[r].T, out[r].T, side=1, lower=0, overwrite_b=1)
     return out
@@ -308,6 +309,35 @@ class GaussianModel:
         mean, root = self.exact_batch(n, streams, bias)
         tri = self.tri and root.shape[-1] == root.shape[-2]  # lower triangular times Bartlett's stays so
         return GaussianModel(mean, None, self.diag, estimator, root / math.sqrt(denom), self.w2, tri, self.basis)
+
+    def exact_accumulate(self, n: int, pooled: int, streams: Streams, bias: float = 1.0) -> "GaussianModel":
+        """``accumulate``'s next model when this one is the fit of the whole pool of ``pooled`` points: the
+        fit after adding ``n`` fresh samples (bias λ), drawn from their exact law with ``exact_batch``'s
+        draws, in the whitened coordinates of this model's lower Cholesky factor F.
+
+        With T = a F Fᵀ the pool's scatter (a = the estimator's denominator for ``pooled`` points), the
+        batch's mean μ + √(λ/n) F z and scatter λ F B Bᵀ Fᵀ (B: Bartlett's factor), the new pool's scatter
+        about its new mean is F M Fᵀ with M = a I + λ B Bᵀ + λ (N/N') z zᵀ (N' = N + n), so the new factor is
+        F chol(M) / √a' -- lower triangular with a positive diagonal, hence the Cholesky factor the Moments
+        path computes from the summed statistics (equal to rounding; tests/test_exact_paths.py). No d × d
+        statistics are summed or shifted, and no pool is kept. Needs a triangular factor and n − 1 ≥ d."""
+        R, q = self.mean.shape
+        N, N1 = int(pooled), int(pooled) + int(n)
+        mean_draw = streams.normal(q)  # the draws of exact_batch, in its order
+        chi2 = streams.draw(lambda g, s: g.chisquare(n - 1 - np.arange(q), s), (q,))
+        B = np.zeros((R, q, q))
+        flat = B.reshape(R, q * q)
+        rows, cols = np.tril_indices(q, -1)
+        flat[:, rows * q + cols] = streams.normal(rows.size)
+        flat[:, ::q + 1] = np.sqrt(chi2)
+        M = _lower_times(B, np.swapaxes(B, -1, -2), bias)  # λ B Bᵀ
+        M += (bias * N / N1) * (mean_draw[:, :, None] * mean_draw[:, None, :])
+        M.reshape(R, q * q)[:, ::q + 1] += _denominator(N, self.estimator)
+        step = np.einsum("rij,rj->ri", self.factor, mean_draw)  # F z
+        mean = self.mean + (n / N1) * math.sqrt(bias / n) * step
+        factor = _lower_times(self.factor, np.linalg.cholesky(M), 1.0 / math.sqrt(_denominator(N1, self.estimator)),
+                              overwrite=True)
+        return GaussianModel(mean, None, False, self.estimator, factor, self.w2, True, self.basis)
 
     def exact_moments(self, n: int, streams: Streams, bias: float = 1.0) -> Moments:
         """``Moments`` of ``n`` fresh samples of this model, drawn from their exact law (``exact_batch``)."""
