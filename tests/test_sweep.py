@@ -446,3 +446,21 @@ def test_a_run_that_records_no_metric_still_finishes(tmp_path, monkeypatch):
     runs = autophagy.load(tmp_path / "o").runs
     assert list(runs.status) == ["done"]
     assert autophagy.run(cfg, out=tmp_path / "o").reused == list(res.runs.run_id)
+
+
+def test_a_large_shard_runs_block_by_block_with_the_same_numbers(monkeypatch):
+    """A shard whose arrays would exceed sweep.SUB_BLOCK_BYTES simulates one 64-replicate block at a time
+    (memory follows the block); the seed tree makes its numbers those of the whole shard."""
+    from autophagy import loop, sweep
+
+    cfg = {"seed": 3, "replicates": 130, "generations": 4, "data": {"source": "gaussian", "dim": 3},
+           "model": {"family": "gaussian"}, "loop": {"policy": "accumulate-subsample", "n_real": 20}}
+    whole = autophagy.run(cfg).metrics
+    blocks = []
+    original = loop.simulate
+    monkeypatch.setattr(loop, "simulate", lambda plan, cb=None, block=None: blocks.append(block) or original(plan, cb, block))
+    monkeypatch.setattr(sweep, "SUB_BLOCK_BYTES", 0)
+    split = autophagy.run(cfg).metrics
+    assert blocks == [(0, 64), (64, 128), (128, 130)]
+    key = ["metric", "generation", "replicate"]
+    np.testing.assert_array_equal(whole.sort_values(key).value.to_numpy(), split.sort_values(key).value.to_numpy())
