@@ -113,27 +113,3 @@ def test_nested_block_draws_keep_their_own_streams():
     ref_inner = _FullBlocks(1, 3, 0, "inner").gens[0]
     for b in range(3):  # the inner stream continued call after call: its owed padding drawn in between
         np.testing.assert_array_equal(seen[b][1], ref_inner.standard_normal((BLOCK, 2))[:3])
-
-
-def test_seed_words_are_numpy_seed_sequence_words():
-    """The hand-written SeedSequence hash (prefix cached per (seed, generation)) gives NumPy's words for any seed
-    (one word, several, 0), generation, role id and first word; what NumPy refuses is refused as NumPy does."""
-    import pytest
-
-    from autophagy.rng import _seed_words
-
-    rs = np.random.default_rng(8)
-    for trial in range(400):
-        seed = int(rs.integers(0, 2 ** 63)) >> int(rs.integers(0, 64))
-        if trial % 7 == 0:
-            seed = seed << 64 | int(rs.integers(0, 2 ** 63))  # three or four entropy words
-        gen = int(rs.integers(-1, 2 ** 31)) >> int(rs.integers(0, 31))
-        rid = [0, 2 ** 32 - 1, int(rs.integers(0, 2 ** 32))][trial % 3]
-        first, count = 8 * int(rs.integers(0, 6)), 8 * int(rs.integers(1, 5))
-        ref = np.random.SeedSequence(seed, spawn_key=(0, gen + 1, rid)).generate_state(first + count)[first:]
-        assert _seed_words(seed, gen, rid, first, count) == ref.tolist(), (seed, gen, rid, first)
-    big = 3 ** 90  # a seed of several words, through the whole Streams path
-    ours, ref = Streams(big, 70, 4, "sample", BLOCK), _FullBlocks(big, 70, 4, "sample", BLOCK)
-    np.testing.assert_array_equal(ours.normal(3), ref.each(lambda gen: gen.standard_normal((BLOCK, 3))))
-    with pytest.raises(ValueError, match="non-negative"):
-        Streams(-1, 3, 0, "sample").normal(2)

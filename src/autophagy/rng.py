@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import threading
 import zlib
-from functools import lru_cache
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -48,92 +47,6 @@ def _give_back(pair: tuple) -> None:
     if pool is None:
         pool = _spare.pool = []
     pool.append(pair)
-
-
-# NumPy's SeedSequence hash (pool size 4, 32-bit words; numpy/random/bit_generator.pyx), written out so that the
-# mixing of (seed, 0, generation + 1) is done once per generation and only the role's word per Streams: the
-# SeedSequence object and its errstate-wrapped generate_state cost ~50 µs, more than a whole small draw.
-# tests/test_rng.py checks pool and words against np.random.SeedSequence.
-_M32 = 0xFFFFFFFF
-_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
-_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
-
-
-def _words(n: int) -> list[int]:
-    """An int >= 0 as SeedSequence reads it: little-endian 32-bit words, at least one."""
-    out = [n & _M32]
-    n >>= 32
-    while n:
-        out.append(n & _M32)
-        n >>= 32
-    return out
-
-
-def _mix_in(pool: list[int], h: int, words: list[int]) -> int:
-    """Mix entropy words past the pool's first four into ``pool`` (in place); returns the hash constant."""
-    for w in words:
-        for d in range(4):
-            v = w ^ h
-            h = (h * _MULT_A) & _M32
-            v = (v * h) & _M32
-            v ^= v >> 16
-            r = (_MIX_L * pool[d] - _MIX_R * v) & _M32
-            pool[d] = r ^ (r >> 16)
-    return h
-
-
-@lru_cache(maxsize=64)
-def _pool_prefix(seed: int, generation: int) -> tuple:
-    """SeedSequence(seed, spawn_key=(0, generation + 1, ...))'s pool before the role's word, and the hash
-    constants (xor, multiply) of the role word's four hashes."""
-    run, spawn = _words(seed), _words(0) + _words(generation + 1)
-    entropy = run + [0] * (4 - len(run)) + spawn  # a spawn key pads the run entropy to the pool size
-    h, pool = _INIT_A, []
-    for w in entropy[:4]:
-        v = w ^ h
-        h = (h * _MULT_A) & _M32
-        v = (v * h) & _M32
-        pool.append(v ^ (v >> 16))
-    for s in range(4):  # every pool word into every other
-        for d in range(4):
-            if s != d:
-                v = pool[s] ^ h
-                h = (h * _MULT_A) & _M32
-                v = (v * h) & _M32
-                v ^= v >> 16
-                r = (_MIX_L * pool[d] - _MIX_R * v) & _M32
-                pool[d] = r ^ (r >> 16)
-    h = _mix_in(pool, h, entropy[4:])
-    consts = []
-    for _ in range(4):
-        consts.append((h, (h * _MULT_A) & _M32))
-        h = consts[-1][1]
-    return tuple(pool), tuple(consts)
-
-
-_out_consts: list[tuple[int, int]] = []  # generate_state's (xor, multiply) hash constants of word i
-
-
-def _seed_words(seed: int, generation: int, rid: int, first: int, count: int) -> list[int]:
-    """32-bit words ``first .. first+count-1`` of ``SeedSequence(seed, spawn_key=(0, generation + 1, rid))
-    .generate_state`` (two per uint64, low word first); ``rid`` < 2^32, one entropy word."""
-    if seed < 0 or generation < -1 or not 0 <= rid <= _M32:  # NumPy's own error for what SeedSequence refuses
-        return np.random.SeedSequence(seed, spawn_key=(0, generation + 1, rid)).generate_state(first + count)[first:].tolist()
-    prefix, consts = _pool_prefix(seed, generation)
-    pool = []
-    for p, (a, b) in zip(prefix, consts):  # the role's word into each pool word
-        v = ((rid ^ a) * b) & _M32
-        r = (_MIX_L * p - _MIX_R * (v ^ (v >> 16))) & _M32
-        pool.append(r ^ (r >> 16))
-    while len(_out_consts) < first + count:
-        h = (_INIT_B * pow(_MULT_B, len(_out_consts), 1 << 32)) & _M32
-        _out_consts.append((h, (h * _MULT_B) & _M32))
-    out = []
-    for i in range(first, first + count):
-        a, b = _out_consts[i]
-        v = ((pool[i & 3] ^ a) * b) & _M32
-        out.append(v ^ (v >> 16))
-    return out
 
 
 def role_id(role: str) -> int:
@@ -176,16 +89,15 @@ class Streams:
         ``SeedSequence(seed, spawn_key=(0, generation + 1, crc32(role))).generate_state``, whose
         prefix does not depend on how many words are asked for; so block b's stream is the same
         whatever R or the worker's first block. One hash call replaces a SeedSequence per block
-        (13 µs each), which dominated large replicate studies; the hash is NumPy's, written out (``_seed_words``)
-        so that a Streams costs the role's word and its blocks' words, not a SeedSequence object.
+        (13 µs each), which dominated large replicate studies.
         """
         if self._states is None:
             first = self.start // BLOCK
             n_blocks = -(-self.R // BLOCK)
-            w = _seed_words(self.seed, self.generation, role_id(self.role), 8 * first, 8 * n_blocks)
-            self._states = [{"bit_generator": "PCG64", "has_uint32": 0, "uinteger": 0, "state": {
-                "state": (w[i + 1] << 96) | (w[i] << 64) | (w[i + 3] << 32) | w[i + 2],
-                "inc": (w[i + 5] << 96) | (w[i + 4] << 64) | (w[i + 7] << 32) | w[i + 6] | 1}} for i in range(0, 8 * n_blocks, 8)]
+            ss = np.random.SeedSequence(self.seed, spawn_key=(0, self.generation + 1, role_id(self.role)))
+            words = ss.generate_state(4 * (first + n_blocks), np.uint64)[4 * first:].reshape(n_blocks, 4).tolist()
+            self._states = [{"bit_generator": "PCG64", "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3] | 1},
+                             "has_uint32": 0, "uinteger": 0} for w in words]
         return self._states
 
     def _each_block(self, fn: Callable[[int, np.random.Generator], None]) -> None:
