@@ -4,6 +4,7 @@ Public API::
 
     from autophagy import theory
     theory.predict(config)            # DataFrame: generation, metric, expected, run_id
+    theory.predict_many(configs)      # [predict(c) or the error it raises], recursions batched across configs
     theory.compare(config, metrics)   # + measured, se, z, flag (|z| > 4)
     theory.contraction(config)        # Gaussian reference-mix: exact factor κ beside Gillman's bound
     theory.NoClosedForm               # raised (with the reason) when a configuration has no closed form
@@ -23,14 +24,14 @@ from .gaussian import (augment_conditional_fixed_point, augment_fixed_point, aug
                        fresh_fixed_point, fresh_recursion, fresh_trajectory, replace_logdet, replace_mean_sq_error,
                        replace_std, replace_trace, replace_w2_sq, w2_lower_bound)
 from .kde import kde_replace_mean_sq_error, kde_replace_pool_trace, kde_replace_trace
-from .moments import MomentSpec, propagate
-from .predict import NoClosedForm, compare, contraction, predict
+from .moments import MomentSpec, propagate, propagate_many
+from .predict import NoClosedForm, compare, contraction, predict, predict_many
 from .regression import accumulate_bound, design_trace_inverse, expected_test_error, replace_test_error_estimated_noise
 from .stability import (bertrand_max_ratio, bertrand_rate, bertrand_stable, finite_sample_mean_slope, gillman_max_ratio,
                         gillman_rate, gillman_stable, reference_mix_factor)
 
 __all__ = [
-    "predict", "compare", "contraction", "NoClosedForm", "MomentSpec", "propagate",
+    "predict", "predict_many", "compare", "contraction", "NoClosedForm", "MomentSpec", "propagate", "propagate_many",
     "replace_trace", "replace_mean_sq_error", "replace_std", "replace_logdet", "replace_w2_sq", "w2_lower_bound",
     "kde_replace_trace", "kde_replace_pool_trace", "kde_replace_mean_sq_error",
     "bertrand_alpha", "fresh_recursion", "fresh_fixed_point", "fresh_trajectory", "augment_recursion",

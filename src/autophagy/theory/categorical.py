@@ -22,7 +22,14 @@ model with population size n (Fisher 1930; Wright 1931). Facts used here:
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binom
+
+
+def _binom():
+    """scipy.stats' binomial law, imported on first use (importing scipy.stats costs ~2 s; most callers of
+    ``autophagy.theory`` never need it)."""
+    from scipy.stats import binom
+
+    return binom
 
 
 def marginal_probability(counts, n: int, K: int, alpha: float = 0.0, bias: float = 1.0) -> np.ndarray:
@@ -43,7 +50,7 @@ def marginal_probability(counts, n: int, K: int, alpha: float = 0.0, bias: float
 def transition_matrix(n_from: int, n_to: int, K: int = 2, alpha: float = 0.0, bias: float = 1.0) -> np.ndarray:
     """``(n_from + 1, n_to + 1)``: P[c → c'] = Binomial(n_to, q(c)).pmf(c') for one category's count."""
     q = marginal_probability(np.arange(n_from + 1), n_from, K, alpha, bias)
-    return binom.pmf(np.arange(n_to + 1)[None, :], n_to, q[:, None])
+    return _binom().pmf(np.arange(n_to + 1)[None, :], n_to, q[:, None])
 
 
 def count_distributions(p_star, n_initial: int, n_synthetic: int, generations: int, alpha: float = 0.0,
@@ -51,7 +58,7 @@ def count_distributions(p_star, n_initial: int, n_synthetic: int, generations: i
     """Per generation, ``(K, n_g + 1)`` distributions of each category's count (n_0 at g = 0, n_s after)."""
     p = np.asarray(p_star, dtype=float)
     K = p.size
-    dist = binom.pmf(np.arange(n_initial + 1)[None, :], n_initial, p[:, None])
+    dist = _binom().pmf(np.arange(n_initial + 1)[None, :], n_initial, p[:, None])
     out = [dist]
     if generations >= 1:
         dist = dist @ transition_matrix(n_initial, n_synthetic, K, alpha, bias)
@@ -127,5 +134,5 @@ def kimura_absorption_time(p, n: int):
 def loop_absorption_time(p1: float, n: int, bias: float = 1.0) -> float:
     """Expected first generation g at which a K = 2 replace loop (n_0 = n_s = n) has lost a category:
     E over c_0 ~ Binomial(n, p1) of the exact absorption time (0 if generation 0 is already monomorphic)."""
-    start = binom.pmf(np.arange(n + 1), n, p1)
+    start = _binom().pmf(np.arange(n + 1), n, p1)
     return float(start @ absorption_time(n, bias))

@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import digamma, gammaln
 
 
 def c_factor(n, estimator: str = "mle"):
@@ -51,6 +50,8 @@ def a_factor(n, estimator: str = "mle"):
 
 def chi_mean(m) -> np.ndarray:
     """κ(m) = E √χ²_m = √2 Γ((m + 1)/2) / Γ(m/2)."""
+    from scipy.special import gammaln  # imported on first use, not with autophagy.theory
+
     m = np.asarray(m, dtype=float)
     return np.sqrt(2.0) * np.exp(gammaln((m + 1) / 2) - gammaln(m / 2))
 
@@ -92,6 +93,8 @@ def logdet_increment(n: int, d: int, estimator: str = "mle", diag: bool = False)
         return -math.inf
     if n < 2:
         return -math.inf
+    from scipy.special import digamma  # imported on first use, not with autophagy.theory
+
     i = np.arange(1, d + 1)
     psi = d * digamma((n - 1) / 2) if diag else digamma((n - i) / 2).sum()
     return float(d * np.log(c_factor(n, estimator)) + psi + d * math.log(2.0))

@@ -51,7 +51,7 @@ def _errors(policy: str, generations: int, sigma2: float, synth2: float) -> np.n
         else:
             raise ValueError(policy)
         deltas.append(delta)
-    return np.array([gram.sq(x) for x in deltas])
+    return np.concatenate([gram.sq(x) for x in deltas])  # a Gram of one row: each sq is a (1,) array
 
 
 def expected_test_error(policy: str, generations: int, tau: float, sigma: float, sigma_model: float | None = None,
