@@ -213,11 +213,11 @@ def _gillman_reference(corr, synth, streams):
     return out
 
 
-def _gaussian_source(dim=2):
+def _gaussian_source(dim=2, **truth):
     import autophagy
     from autophagy.config import load_config
 
-    return autophagy.build(load_config({"data": {"source": "gaussian", "dim": dim}})[0]).source
+    return autophagy.build(load_config({"data": {"source": "gaussian", "dim": dim, **truth}})[0]).source
 
 
 def _cells(y, lo, w, b):
@@ -254,7 +254,7 @@ def _law_by_quadrature(corr, batch, sub=64):
     return probs / probs.sum(), lo, w
 
 
-@pytest.mark.parametrize("gamma", [0.0, 1.0])
+@pytest.mark.parametrize("gamma", [0.0, 0.1, 1.0, 5.0])  # no target; a few target draws (looked up alone); many
 def test_histogram_mix_draws_min_f_mq_over_z_as_their_sampler_does(gamma):
     """Both samplers against the law min(f, M q)/Z computed by quadrature: χ² of the accepted points' cells
     (boxes as their truncating look-up sees them, so the strips below lo are tested) over 60,000 points of
@@ -312,3 +312,57 @@ def test_histogram_mix_replicates_ignore_the_others_and_repeat():
 def test_histogram_mix_needs_a_gaussian_truth():
     with pytest.raises(ConfigError, match="correction.method"):
         correction.build({"method": "histogram-mix", "gamma": 1.0}, Corners())
+
+
+@pytest.mark.parametrize("dim", [1, 3])
+def test_histogram_mix_at_full_strength_draws_a_rotated_target_in_odd_dimensions(dim):
+    """t = 1: the accepted points are p* = N(μ*, Σ*) exactly (Box–Muller from the offset uniforms, the extra
+    uniform completing the last pair when d is odd; μ* + L* z; rejection against M q): mean and covariance within
+    4.5 standard errors, and the whitened radius² χ²_d by a Kolmogorov–Smirnov test."""
+    from scipy.stats import chi2, kstest
+
+    cov = np.array([[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]])[:dim, :dim]
+    mean = [1.0, -2.0, 0.5][:dim]
+    corr = correction.build({"method": "histogram-mix", "strength": "full", "proposal_scale": 2.5},
+                            _gaussian_source(dim, mean=mean, cov=cov.tolist()))
+    x = np.random.default_rng(2).normal(4.0, 0.1, (600, 25, dim))  # far from the target: ignored at t = 1
+    y = corr(x, streams=Streams(4, 600, 1, "correct")).reshape(-1, dim)
+    n = y.shape[0]
+    se = np.sqrt(np.diag(cov) / n)
+    assert (np.abs(y.mean(0) - mean) < 4.5 * se).all()
+    c = np.cov(y.T).reshape(dim, dim)
+    se_cov = np.sqrt((cov ** 2 + np.outer(np.diag(cov), np.diag(cov))) / n)
+    assert (np.abs(c - cov) < 4.5 * se_cov).all(), (c, cov)
+    w = np.linalg.solve(np.linalg.cholesky(cov), (y - mean).T)
+    assert kstest((w ** 2).sum(0), chi2(dim).cdf).pvalue > 1e-4
+
+
+def test_histogram_mix_leaves_the_batch_alone():
+    """The batch is read, never written (a 1-D batch's axis-major view is the batch itself)."""
+    corr = correction.build({"method": "histogram-mix", "gamma": 0.3}, _gaussian_source(1))
+    x = np.random.default_rng(6).standard_normal((100, 25, 1))
+    before = x.copy()
+    y = corr(x, streams=Streams(0, 100, 1, "correct"))
+    np.testing.assert_array_equal(x, before)
+    assert y.shape == x.shape and np.isfinite(y).all()
+
+
+def test_histogram_mix_short_replicates_continue_their_streams_in_the_same_law():
+    """3 wide bins of a spread batch: most of its mass is clipped to M q, so acceptance is low and replicates need
+    several chunks of candidates. The law is still min(f, M q)/Z (χ² against quadrature, as above), and the first
+    64 replicates are the same alone or among 150."""
+    from scipy.stats import chi2
+
+    corr = correction.build({"method": "histogram-mix", "gamma": 0.0, "bins": 3}, _gaussian_source())
+    batch = 3.0 * np.random.default_rng(4).standard_normal((25, 2))
+    probs, lo, w = _law_by_quadrature(corr, batch)
+    x = np.broadcast_to(batch, (2400, 25, 2)).copy()
+    draw = corr(x, streams=Streams(2, 2400, 1, "correct"))
+    got = np.bincount(_cells(draw.reshape(-1, 2), lo, w, 3).ravel(), minlength=10)
+    expect = probs * got.sum()
+    assert (got[expect == 0] == 0).all() and (expect > 50).sum() >= 5
+    keep = expect > 0
+    stat = ((got[keep] - expect[keep]) ** 2 / expect[keep]).sum()
+    assert chi2.sf(stat, keep.sum() - 1) > 1e-4, (stat, keep.sum() - 1)
+    full = corr(x[:150], streams=Streams(9, 150, 3, "correct"))
+    np.testing.assert_array_equal(corr(x[:64], streams=Streams(9, 64, 3, "correct")), full[:64])
