@@ -90,8 +90,8 @@ class HistogramMix:
         w = width[..., None]
         xt -= lo[..., None]
         xt /= w
-        np.floor(xt, out=xt)
-        np.clip(xt, 0, b - 1, out=xt)  # the maximum in the last bin
+        np.floor(xt, out=xt)  # >= 0: lo is the minimum (or below it)
+        np.minimum(xt, b - 1, out=xt)  # the maximum in the last bin
         idx = xt.astype(np.intp)  # each point's bin per axis
         cell = idx[0] * b ** (d - 1)
         for k in range(1, d):  # row-major over the axes
@@ -216,7 +216,10 @@ class HistogramMix:
                 first = np.searchsorted(acc, run.row_chunk)
                 if (np.diff(first) >= m).all():  # the usual case: every replicate done in one chunk
                     pick = np.take(acc, first[:-1, None] + run.slots)  # (R, m): the first m of each row
-                    return np.stack([np.take(c, pick) for c in cand], axis=-1)
+                    y = np.empty((R, m, d))
+                    for k in range(d):
+                        np.take(cand[k], pick, out=y[..., k], mode="clip")  # pick is in range: no check
+                    return y
             if out is None:
                 out, rows, have = np.empty((d, R, m)), np.arange(R), np.zeros(R, dtype=np.int64)
             rank = np.cumsum(ok, axis=1)
