@@ -316,3 +316,71 @@ def test_write_report_errors_write_nothing(small, tmp_path):
     r = runner.invoke(app, ["report", str(small), "-m", "nope", "-o", str(tmp_path / "p.html")])
     assert r.exit_code == 2 and "--metric = 'nope'" in r.output
     assert not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------- cheap drawing of many runs (issue 15)
+def test_band_polygons_are_fill_between_polygons_across_gaps():
+    """The one band collection holds exactly the polygons fill_between would draw, split where values are NaN."""
+    from matplotlib.figure import Figure
+
+    arr = np.arange(1.0, 31.0).reshape(3, 10) + np.random.default_rng(0).normal(0, 0.1, (3, 10))
+    arr[:, 4] = np.nan  # a generation without values: the band has a gap
+    study = fake_study({"a": arr, "b": arr + 5})
+    summary, _ = report.study.summarize(study, "m", "se")
+    fig = report.metric_figure(study, "m", band="se", theory=False)
+    bands = [c for c in fig.axes[0].collections if str(c.get_gid() or "").startswith("band:")]
+    assert len(bands) == 1 and isinstance(bands[0], PolyCollection)
+    got = [p.vertices for p in bands[0].get_paths()]
+    want = []
+    ax = Figure().add_subplot()
+    for run in ("a", "b"):
+        s = summary[summary.run_id == run].sort_values("generation")
+        want += [p.vertices for p in ax.fill_between(s.generation, s.lo, s.hi).get_paths()]
+    assert len(got) == len(want) == 4
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g[:len(w)], w[:len(g)])
+        assert len(g) in (len(w), len(w) - 1)  # fill_between may close its path with one extra vertex
+
+
+def test_log_axis_decades_are_plain_text_superscripts():
+    g = np.arange(6)
+    study = fake_study({"a": np.tile(10.0 ** (g - 3), (4, 1)), "b": np.tile(10.0 ** (g - 2), (4, 1))})
+    fig = report.metric_figure(study, "m", theory=False)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert ax.get_yscale() == "log" and labels
+    assert "10\u207b\u00b3" in labels and "10\u00b9" in labels and not any("$" in t for t in labels)
+    fmt = report.figures._decade_formatter()
+    assert fmt(1e-3) == "10\u207b\u00b3" and fmt(100.0) == "10\u00b2" and fmt(1.0) == "10\u2070"
+
+
+def test_png_laid_out_once_has_the_pixels_of_a_plain_savefig(small):
+    """figure_bytes lays a constrained figure out once and draws it once; the pixels are savefig's."""
+    import io
+
+    from PIL import Image
+
+    study = report.load_study(small)
+    fig = report.metric_figure(study, "param.trace_cov")
+    engine, dpi = fig.get_layout_engine(), fig.dpi
+    fast = report.figures.figure_bytes(fig, "png", dpi=120)
+    assert fig.get_layout_engine() is engine and fig.dpi == dpi  # put back
+    plain = io.BytesIO()
+    report.metric_figure(study, "param.trace_cov").savefig(plain, format="png", dpi=120)
+    a, b = (np.asarray(Image.open(io.BytesIO(x)).convert("RGB")) for x in (fast, plain.getvalue()))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_recorded_metrics_in_first_seen_order_for_categorical_and_plain_columns():
+    study = fake_study({"a": np.ones((2, 3))})
+    rows = study.metrics.copy()
+    study.metrics = pd.concat([rows.assign(metric="z"), rows.assign(metric="m"), rows.assign(metric="z")],
+                              ignore_index=True)
+    assert study.recorded == ["z", "m"]
+    cat = report.study.Study(study.runs, study.metrics.assign(metric=pd.Categorical(study.metrics.metric,
+                                                                                    categories=["m", "q", "z"])),
+                             study.swept)
+    assert cat.recorded == ["z", "m"]  # observed values only, in order of appearance (not the categories)
+    values = cat.values("m")
+    assert values.run_id.tolist() == ["a"] * 6 and values is cat.values("m")

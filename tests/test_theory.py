@@ -474,3 +474,66 @@ def test_stationary_moments_at_high_precision(policy):
     for metric, expected in (("param.trace_cov", T), ("param.mean_sq_error", M)):
         v = per_generation(res, metric)[:, -1]
         assert abs(v.mean() - expected) < 4 * v.std(ddof=1) / math.sqrt(len(v))
+
+
+# --------------------------------------------------------------------------- batched recursions (issue 15)
+def _batch_specs():
+    """Every structure twice or more (schedules and plain sizes, both estimators), with different numbers."""
+    out = []
+    schedule = [6 + (g % 3) * 4 for g in range(9)]
+    for policy, sf, fam, corr, ref, lineage, est, scheduled in itertools.product(
+            ["replace", "augment", "fresh", "accumulate", "accumulate-subsample"], ["last", "all"],
+            ["gaussian", "kde"], [0.0, 0.3], ["source", "fitted"], ["loop", "control"], ["mle", "unbiased"],
+            [False, True]):
+        if corr == 0.0 and ref == "fitted":
+            continue
+        synth = [0 if g == 3 and policy != "replace" else 5 + g % 2 for g in range(9)] if scheduled else 5
+        for t_star, bias, h, dim, n_ref, scale in [(2.7, 1.0, 0.3, 3, 50, 1.0), (0.4, 0.7, 0.9, 1, 80, 2.0),
+                                                   (11.0, 0.9, 0.1, 7, 20, 0.5)]:
+            out.append(MomentSpec(n_initial=7, n_real=schedule if scheduled else 9, n_synthetic=synth,
+                                  generations=8, trace_star=t_star, policy=policy, family=fam, estimator=est,
+                                  bias=bias, h=h if fam == "kde" else 0.0, dim=dim, synthetic_from=sf,
+                                  correction_t=corr * scale, reference=ref, n_reference=n_ref, lineage=lineage))
+    return out
+
+
+def test_propagate_many_is_propagate_bit_for_bit():
+    """Specs that share a structure run as one batch; every result equals its own recursion exactly, in order."""
+    from autophagy.theory.moments import _structure, propagate_many
+
+    specs = _batch_specs()
+    assert len({_structure(s) for s in specs}) < len(specs)  # some batches hold several specs
+    for spec, got in zip(specs, propagate_many(specs)):
+        want = propagate(spec)
+        assert set(got) == set(want)
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_predict_many_is_predict_for_each_config():
+    import pandas as pd
+
+    from autophagy.spec import specs_for
+
+    grid = {**gauss("replace", R=4, G=6), "grid": {"sampling.bias": [1.0, 0.8, 0.5], "loop.policy": ["replace", "accumulate"]}}
+    configs = [s.config for s in specs_for(grid)] + [gauss("augment", dim=1), gauss("fresh", dim=3, control=True)]
+    configs += [{**gauss(), "model": {"family": "gmm"}}, {**gauss(), "loop": {"policy": "nope"}}]
+    got = theory.predict_many(configs)
+    for config, result in zip(configs, got):
+        try:
+            want = theory.predict(config)
+        except Exception as err:  # noqa: BLE001
+            assert type(result) is type(err) and str(result) == str(err)
+            continue
+        pd.testing.assert_frame_equal(result, want, check_exact=True)
+        assert result.attrs == want.attrs
+    assert isinstance(got[-2], theory.NoClosedForm)
+
+
+def test_importing_theory_leaves_scipy_stats_alone():
+    import subprocess
+    import sys
+
+    code = "import sys, autophagy.theory; print('scipy.stats' in sys.modules, 'scipy.special' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]

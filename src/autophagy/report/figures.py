@@ -54,6 +54,52 @@ def _legend(ax, enc, extra: list | None = None) -> None:
                   frameon=False, handlelength=2.6)
 
 
+def _band_polygons(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list:
+    """The polygons ``fill_between(x, lo, hi)`` draws: one per run of finite points, (x0, hi0) -> along lo ->
+    (xn, hin) -> back along hi."""
+    ok = np.isfinite(x) & np.isfinite(lo) & np.isfinite(hi)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.view(np.int8), [0]])))
+    out = []
+    for i0, i1 in zip(edges[::2], edges[1::2]):
+        t, f1, f2 = x[i0:i1], lo[i0:i1], hi[i0:i1]
+        n = t.size
+        pts = np.empty((2 * n + 2, 2))
+        pts[0] = t[0], f2[0]
+        pts[1:n + 1, 0], pts[1:n + 1, 1] = t, f1
+        pts[n + 1] = t[-1], f2[-1]
+        pts[n + 2:, 0], pts[n + 2:, 1] = t[::-1], f2[::-1]
+        out.append(pts)
+    return out
+
+
+def _decade_formatter():
+    """The log axis' major formatter, writing decades as plain text with Unicode superscripts (10⁻³) instead of
+    mathtext ($10^{-3}$): the same label, without mathtext's parser (~0.35 s the first time a figure needs it)."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class DecadeFormatter(LogFormatterSciNotation):
+        SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+        def __call__(self, x, pos=None):
+            text = super().__call__(x, pos)
+            prefix, suffix = "$\\mathdefault{", "}$"
+            if text.startswith(prefix) and text.endswith(suffix):
+                body = text[len(prefix):-len(suffix)]
+                sign, _, rest = body.rpartition("10^{")
+                if rest.endswith("}") and sign in ("", "-") and rest[:-1].lstrip("-").isdigit():
+                    return sign.replace("-", "\u2212") + "10" + rest[:-1].translate(self.SUPERSCRIPT)
+            return text
+
+    return DecadeFormatter(10.0)
+
+
+def _by_run(frame) -> dict:
+    """run_id -> row positions of ``frame`` (one hashed pass instead of a boolean mask per run)."""
+    if frame is None or not len(frame):
+        return {}
+    return {str(k): v for k, v in frame.groupby("run_id", sort=False).indices.items()}
+
+
 def metric_figure(study: Study, metric: str, *, band: str | None = None, log: bool | None = None,
                   theory: bool = True, generation_max: int | None = None):
     """``metric`` against generation, one line per run, with a replicate band and (where ``theory.predict``
@@ -62,44 +108,72 @@ def metric_figure(study: Study, metric: str, *, band: str | None = None, log: bo
     ``band``: ``se`` | ``quantile`` | ``auto`` (default: the preset's ``report.band``, else auto; auto means
     the mean ± 2 s.e. wherever a closed form is drawn, since it predicts the mean);
     ``log``: force or forbid a log y axis (default: log when the curves span more than two decades).
+
+    Drawn for studies of many runs (75 x 100 generations in well under a second): the per-run rows are found
+    by one grouping, lines are built as artists directly (no ``plot`` argument processing per run), and the
+    bands are the polygons ``fill_between`` would make, all in one ``PolyCollection`` (gid ``band:all``, one
+    colour per run; the same pixels as one collection per run) with their data limits added in one update.
     """
+    from matplotlib.collections import PolyCollection
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     study.check_metric(metric)
     band = band or study.report_config().get("band", "auto")
-    pred = predictions(study) if theory else None
-    if pred is not None and band == "auto" and (pred.metric == metric).any():
+    pred = predictions(study) if theory and metric.startswith("param.") else None  # theory predicts param.* only
+    if pred is not None and len(pred):
+        pred = pred[pred.metric == metric]
+    if pred is not None and band == "auto" and len(pred):
         band = "se"  # the closed form is an expectation: compare it with the mean, not the median
     summary, used = summarize(study, metric, band)
     enc = style.encode(study)
     fig = new_figure()
     ax = fig.add_subplot()
     shown_theory = False
-    centers = []
+    centers, lines, band_polygons, band_colours = [], [], [], []
     G = int(summary["generation"].max())
+    gen, cen = summary["generation"].to_numpy(), summary["center"].to_numpy(dtype=float)
+    lo_all, hi_all = summary["lo"].to_numpy(dtype=float), summary["hi"].to_numpy(dtype=float)
+    rows = _by_run(summary)
+    theory_rows = _by_run(pred)
+    if theory_rows:
+        p_gen, p_exp = pred["generation"].to_numpy(), pred["expected"].to_numpy(dtype=float)
     for run in study.runs.itertuples():
-        s = summary[summary.run_id == run.run_id].sort_values("generation")
+        idx = rows.get(run.run_id)
+        if idx is None:
+            continue
+        idx = idx[np.argsort(gen[idx], kind="stable")]
         if generation_max is not None:
-            s = s[s.generation <= generation_max]
-        if s.empty:
+            idx = idx[gen[idx] <= generation_max]
+        if not idx.size:
             continue
         st = enc.by_run[run.run_id]
-        ax.plot(s.generation, s.center, color=st["color"], linestyle=st["linestyle"], marker=st["marker"],
-                markevery=max(1, G // 8), markersize=4, lw=1.6, gid=f"run:{run.run_id}")
-        ax.fill_between(s.generation, s.lo, s.hi, color=st["color"], alpha=0.14, lw=0, gid=f"band:{run.run_id}")
-        centers.append(s.center.to_numpy())
-        if pred is not None and len(pred):
-            p = pred[(pred.run_id == run.run_id) & (pred.metric == metric)].sort_values("generation")
+        x, y = gen[idx], cen[idx]
+        lines.append(Line2D(x, y, color=st["color"], linestyle=st["linestyle"], marker=st["marker"],
+                            markevery=max(1, G // 8), markersize=4, lw=1.6, gid=f"run:{run.run_id}"))
+        polygons = _band_polygons(x, lo_all[idx], hi_all[idx])
+        band_polygons.extend(polygons)
+        band_colours.extend([st["color"]] * len(polygons))
+        centers.append(y)
+        pidx = theory_rows.get(run.run_id)
+        if pidx is not None:
+            pidx = pidx[np.argsort(p_gen[pidx], kind="stable")]
             if generation_max is not None:
-                p = p[p.generation <= generation_max]
-            if len(p):
-                ax.plot(p.generation, p.expected, gid=f"theory:{run.run_id}", zorder=5, **THEORY_STYLE)
+                pidx = pidx[p_gen[pidx] <= generation_max]
+            if pidx.size:
+                lines.append(Line2D(p_gen[pidx], p_exp[pidx], gid=f"theory:{run.run_id}", zorder=5, **THEORY_STYLE))
                 shown_theory = True
+    if band_polygons:  # every run's band in one collection, in run order; fill_between's limits in one update
+        ax.add_collection(PolyCollection(band_polygons, facecolors=band_colours, edgecolors=band_colours,
+                                         linewidths=0, alpha=0.14, gid="band:all"), autolim=False)
+        ax.update_datalim(np.concatenate(band_polygons))
+    for line in lines:
+        ax.add_line(line)
     if log is None:
         log = _spans_decades(np.concatenate(centers)) if centers else False
     if log:
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(_decade_formatter())
     lo, hi = value_range(study, metric)
     if np.isfinite(lo) and np.isfinite(hi):
         pad = 0.03 * (hi - lo)
@@ -222,11 +296,29 @@ def phase_figure(study: Study, metric: str, x: str, y: str, *, generation: int =
     return fig
 
 
-def figure_bytes(fig, fmt: str = "png", dpi: int = 110) -> bytes:
+def figure_bytes(fig, fmt: str = "png", dpi: int = 110, compress_level: int = 6) -> bytes:
+    """``fig`` as PNG, SVG or PDF bytes; ``compress_level``: zlib's level for PNG (6 is PIL's default; 1
+    writes the same pixels ~2x faster and ~10% larger)."""
     if fmt not in FORMATS:
         raise ConfigError("--format", fmt, " | ".join(FORMATS))
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi, metadata=_metadata(fmt))
+    engine = fig.get_layout_engine()
+    extra = {"pil_kwargs": {"compress_level": compress_level}} if fmt == "png" else {}
+    if fmt != "png" or engine is None:
+        fig.savefig(buf, format=fmt, dpi=dpi, metadata=_metadata(fmt), **extra)
+        return buf.getvalue()
+    # A raster figure with a layout engine: savefig would draw it twice (a dry run to lay it out, then the
+    # picture). Lay it out once at the output resolution with the same Agg renderer, draw it once, and put the
+    # engine back: the same pixels, one draw fewer.
+    original_dpi = fig.dpi
+    fig.set_dpi(dpi)
+    try:
+        engine.execute(fig)
+        fig.set_layout_engine(None)
+        fig.savefig(buf, format=fmt, dpi=dpi, metadata=_metadata(fmt), **extra)
+    finally:
+        fig.set_layout_engine(engine)
+        fig.set_dpi(original_dpi)
     return buf.getvalue()
 
 
@@ -236,10 +328,11 @@ def _metadata(fmt: str) -> dict:
 
 
 def save_figure(fig, path: str | Path, fmt: str | None = None, dpi: int = 150) -> Path:
-    """Write ``fig`` as PNG, SVG or PDF (``fmt``, else the path's suffix), via a temporary file and a rename."""
+    """Write ``fig`` as PNG, SVG or PDF (``fmt``, else the path's suffix), via a temporary file and a rename
+    (PNG at zlib level 1: a file on disk, written fast; the HTML report keeps the default level)."""
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".").lower() or "png"
-    data = figure_bytes(fig, fmt, dpi)
+    data = figure_bytes(fig, fmt, dpi, compress_level=1)
     if path.suffix.lstrip(".").lower() != fmt:
         path = path.with_name(f"{path.name}.{fmt}")
     path.parent.mkdir(parents=True, exist_ok=True)

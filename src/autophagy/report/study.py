@@ -75,7 +75,10 @@ class Study:
 
     @property
     def recorded(self) -> list[str]:
-        return list(dict.fromkeys(str(m) for m in self.metrics["metric"]))
+        """The metric names in first-recorded order (one hashed pass over the column, computed once)."""
+        if "recorded" not in self._cache:
+            self._cache["recorded"] = [str(m) for m in pd.unique(self.metrics["metric"])]
+        return list(self._cache["recorded"])
 
     def check_metric(self, metric: str, option: str = "--metric") -> None:
         if metric not in self.recorded:
@@ -105,9 +108,22 @@ class Study:
         return sample + params[:max(0, 3 - len(sample))]
 
     def values(self, metric: str) -> pd.DataFrame:
-        """Long rows of one metric, with run_id as plain strings."""
-        df = self.metrics[self.metrics["metric"] == metric]
-        return df.assign(run_id=df["run_id"].astype(str))
+        """Long rows of one metric, with run_id as plain strings (computed once per metric; do not modify)."""
+        key = ("values", metric)
+        if key not in self._cache:
+            df = self.metrics[self.metrics["metric"] == metric]
+            self._cache[key] = df.assign(run_id=_as_str(df["run_id"]))
+        return self._cache[key]
+
+
+def _as_str(col: pd.Series) -> pd.Series:
+    """``col.astype(str)``; for a categorical column by converting its few categories and taking them by code
+    (``astype(str)`` formats every row: 0.15 s for 600,000 rows)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy()
+        if codes.size and codes.min() >= 0:
+            return pd.Series(col.cat.categories.astype(str).take(codes), index=col.index, name=col.name)
+    return col.astype(str)
 
 
 def load_study(source: Any) -> Study:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
 from ..errors import AutophagyError
@@ -30,7 +31,7 @@ def _config(row):
 def _block_id(pred: pd.DataFrame, lineage: str) -> str | None:
     """Which of ``predict``'s run ids is this lineage's, without assuming how ids are made: the only block of
     a loop-only config; for a control run the id marked ``control``, else the second of two blocks."""
-    ids = list(dict.fromkeys(pred["run_id"]))
+    ids = list(pd.unique(pred["run_id"]))
     if lineage != "control":
         return ids[0] if len(ids) == 1 else None
     marked = [i for i in ids if str(i).endswith("control")]
@@ -51,16 +52,44 @@ def _predict(row):
 
 
 def predictions(study: Study) -> pd.DataFrame:
-    """``run_id, generation, metric, expected`` for every run and ``param.*`` metric that has a closed form."""
+    """``run_id, generation, metric, expected`` for every run and ``param.*`` metric that has a closed form.
+
+    All runs are predicted in one ``theory.predict_many`` call: runs that differ only in numbers (a grid over
+    dimensions, say) share one batched moment recursion; the numbers are ``predict``'s, bit for bit."""
     if "predictions" in study._cache:
         return study._cache["predictions"]
-    frames = []
+    from .. import theory
+
+    rows, configs = [], []
     for row in study.runs.itertuples():
-        found = _predict(row)
-        if found is not None:
-            _, pred, block = found
-            frames.append(pred[pred.run_id == block].assign(run_id=row.run_id)[PRED_COLUMNS])
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PRED_COLUMNS)
+        try:
+            configs.append(_config(row))
+            rows.append(row)
+        except (AutophagyError, ValueError):  # a config this version cannot rebuild
+            continue
+    parts: dict[str, list] = {c: [] for c in PRED_COLUMNS}
+    for row, pred in zip(rows, theory.predict_many(configs)):
+        if isinstance(pred, (AutophagyError, ValueError)):  # NoClosedForm, or a config this version cannot rebuild
+            continue
+        if isinstance(pred, Exception):
+            raise pred
+        ids = pred["run_id"].to_numpy()
+        blocks = list(pd.unique(ids))
+        block = _block_id(pred, row.lineage)
+        if block is None:
+            continue
+        keep = slice(None) if len(blocks) == 1 else ids == block
+        parts["generation"].append(pred["generation"].to_numpy()[keep])
+        parts["metric"].append(pred["metric"].to_numpy()[keep])
+        parts["expected"].append(pred["expected"].to_numpy()[keep])
+        parts["run_id"].append(np.full(len(parts["expected"][-1]), row.run_id, dtype=object))
+    if parts["run_id"]:  # one frame for the study (not a frame per run and a concat)
+        out = pd.DataFrame({"run_id": pd.array(np.concatenate(parts["run_id"]), dtype="str"),
+                            "generation": np.concatenate(parts["generation"]),
+                            "metric": pd.array(np.concatenate(parts["metric"]), dtype="str"),
+                            "expected": np.concatenate(parts["expected"])})[PRED_COLUMNS]
+    else:
+        out = pd.DataFrame(columns=PRED_COLUMNS)
     study._cache["predictions"] = out
     return out
 

@@ -196,7 +196,8 @@ def _fit(spec: MomentSpec, gram: Gram, groups: list[Group], subsample: Optional[
     ``nums``: the batch's per-spec numbers (default: ``spec``'s own, a batch of one)."""
     groups = [g for g in groups if g.n > 0]
     P = sum(g.n for g in groups)
-    mean = gram.combine([g.n / P for g in groups], [g.mean for g in groups])
+    # one group: weight n/P = 1 and 0 + 1·v = v, the group's own vector
+    mean = groups[0].mean if len(groups) == 1 else gram.combine([g.n / P for g in groups], [g.mean for g in groups])
     for g in groups:
         if g.msq is None:
             g.msq = gram.sq(g.mean)
@@ -272,10 +273,13 @@ def _synthetic(gram: Gram, m: int, weights: list, means: list[np.ndarray], trace
                msqs: Optional[list] = None) -> Group:
     """A batch of m iid draws from the mixture Σ w_k q_k (q_k: mean error ``means[k]``, covariance trace
     ``traces[k]``, E||means[k]||² = ``msqs[k]`` when already known)."""
-    centre = gram.combine(weights, means)
     msqs = [gram.sq(e) for e in means] if msqs is None else msqs
-    # a single component of weight 1 (the last model, no correction): centre is that model's own mean vector
-    centre_sq = msqs[0] if len(weights) == 1 and np.all(weights[0] == 1.0) else gram.sq(centre)
+    if len(weights) == 1 and np.all(np.asarray(weights[0]) == 1.0):
+        # a single component of weight 1 (the last model, no correction): 0 + 1·v = v, that model's own vector
+        centre, centre_sq = means[0], msqs[0]
+    else:
+        centre = gram.combine(weights, means)
+        centre_sq = gram.sq(centre)
     spread = sum(w * s for w, s in zip(weights, traces)) + sum(w * q for w, q in zip(weights, msqs)) - centre_sq
     if m == 0:
         return Group(0, centre, 0.0)
@@ -333,8 +337,11 @@ def _propagate_batch(specs: list[MomentSpec]) -> list[dict[str, np.ndarray]]:
         else:
             pool = models if spec.synthetic_from == "all" else [models[-1]]
             t = nums.t
-            share = nums.keep if len(pool) == 1 else np.array([(1 - s.correction_t) / len(pool) for s in specs])
-            weights = [share] * len(pool)
+            if len(pool) == 1 and spec.correction_t == 0:  # (1 − 0)/1 for every spec of the batch
+                weights = [1.0]
+            else:
+                share = nums.keep if len(pool) == 1 else np.array([(1 - s.correction_t) / len(pool) for s in specs])
+                weights = [share] * len(pool)
             means = [q.mean for q in pool]
             traces = [q.sample_trace for q in pool]
             msqs = [_msq(gram, q) for q in pool]
