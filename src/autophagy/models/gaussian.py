@@ -72,6 +72,19 @@ def _prefix_normal(streams: Streams, *tail: int, dtype=np.float64) -> np.ndarray
     return buf
 
 
+def _bartlett(k: int, q: int, streams: Streams) -> np.ndarray:
+    """Bartlett's lower-triangular factor ``(R, q, q)`` of Wishart(k, I_q) (k >= q): B_ii² ~ χ²_{k−i}, B_ij ~ N(0, 1)
+    below the diagonal (Anderson 2003, Thm 3.3.2); one chi-square draw, then the q(q−1)/2 normals only."""
+    R = streams.R
+    chi2 = streams.draw(lambda g, s: g.chisquare(k - np.arange(q), s), (q,))
+    B = np.zeros((R, q, q))
+    flat = B.reshape(R, q * q)
+    rows, cols = np.tril_indices(q, -1)
+    flat[:, rows * q + cols] = streams.normal(rows.size)
+    flat[:, ::q + 1] = np.sqrt(chi2)
+    return B
+
+
 def _lower_times(L: np.ndarray, B: np.ndarray, alpha: float = 1.0, overwrite: bool = False) -> np.ndarray:
     """``alpha · L @ B`` for lower-triangular ``L (R, d, d)`` and ``B (R, d, m)``: BLAS trmm per replicate (half
     a general product's flops) when d > 8, else a batched matmul. A new array (``overwrite``: B's memory, when
@@ -287,13 +300,7 @@ class GaussianModel:
             chi2 = streams.draw(lambda g, s: g.chisquare(k, s), (d,)) if k > 0 else np.zeros((R, d))
             return mean, (math.sqrt(bias) * sd * np.sqrt(chi2))[..., None] * np.eye(d)
         if k >= q:  # Bartlett decomposition of Wishart(k, I_q); S = λ F W Fᵀ since Σ = F I_q Fᵀ
-            dof = k - np.arange(q)
-            chi2 = streams.draw(lambda g, s: g.chisquare(dof, s), (q,))
-            B = np.zeros((R, q, q))
-            flat = B.reshape(R, q * q)
-            rows, cols = np.tril_indices(q, -1)
-            flat[:, rows * q + cols] = streams.normal(rows.size)  # only the q(q−1)/2 entries below the diagonal
-            flat[:, ::q + 1] = np.sqrt(chi2)
+            B = _bartlett(k, q, streams)
         else:  # rank-deficient Wishart: W = Zᵀ Z with Z (k, q); B = Zᵀ (q, k)
             B = np.swapaxes(streams.normal(k, q), -1, -2)
         if self.tri and k >= q:  # lower triangular times Bartlett's lower triangular
@@ -324,12 +331,7 @@ class GaussianModel:
         R, q = self.mean.shape
         N, N1 = int(pooled), int(pooled) + int(n)
         mean_draw = streams.normal(q)  # the draws of exact_batch, in its order
-        chi2 = streams.draw(lambda g, s: g.chisquare(n - 1 - np.arange(q), s), (q,))
-        B = np.zeros((R, q, q))
-        flat = B.reshape(R, q * q)
-        rows, cols = np.tril_indices(q, -1)
-        flat[:, rows * q + cols] = streams.normal(rows.size)
-        flat[:, ::q + 1] = np.sqrt(chi2)
+        B = _bartlett(n - 1, q, streams)
         M = _lower_times(B, np.swapaxes(B, -1, -2), bias)  # λ B Bᵀ
         M += (bias * N / N1) * (mean_draw[:, :, None] * mean_draw[:, None, :])
         M.reshape(R, q * q)[:, ::q + 1] += _denominator(N, self.estimator)
