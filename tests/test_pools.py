@@ -131,6 +131,16 @@ def test_linear_weights_match_gillmans_rule_and_both_pools_agree():
     assert training_sizes(loop, 11)[-1] == 8 + linear_keep(np.full(11, 25)).sum()
 
 
+def test_linear_training_sizes_are_linear_keep_at_every_generation():
+    """training_sizes builds the linear weights' sizes in blocks of generations; each is linear_keep's sum."""
+    loop = load_config({"loop": {"policy": "accumulate", "n_real": 8, "n_synthetic": "(g * 7) % 5 + 1",
+                                 "accumulate_weights": "linear"}, "generations": 2100})[0].loop
+    sizes = training_sizes(loop, 2100)  # 2100 generations: more than one block of rows
+    batches = np.array([loop.synthetic_at(g) for g in range(1, 2101)])
+    expected = [8] + [8 + int(linear_keep(batches[:g]).sum()) for g in range(1, 2101)]
+    assert sizes == tuple(expected)
+
+
 def test_linear_weights_only_for_accumulate():
     with pytest.raises(autophagy.ConfigError, match="loop.accumulate_weights"):
         load_config({"loop": {"policy": "replace", "accumulate_weights": "linear"}})

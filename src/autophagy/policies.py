@@ -239,16 +239,31 @@ def make_pool(real, family, loop, capacity: int, exact: bool):
 def training_sizes(loop, generations: int) -> tuple[int, ...]:
     """Points in each generation's training set, g = 0..G, under ``loop`` (a ``LoopConfig``; its n_real /
     n_synthetic may be schedules, read at each g). Generation 0 trains on ``n_initial`` real points."""
-    sizes, pool, batches = [loop.initial], loop.initial, []
-    linear = getattr(loop, "accumulate_weights", "uniform") == "linear"
-    for g in range(1, generations + 1):
-        n_r, n_s = loop.real_at(g), loop.synthetic_at(g)
-        pool += n_s  # accumulate: the real set plus every synthetic batch so far
-        batches.append(n_s)
-        acc = loop.initial + int(linear_keep(np.array(batches)).sum()) if linear else pool
-        sizes.append({"replace": n_s, "augment": loop.initial + n_s, "fresh": n_r + n_s, "accumulate": acc,
-                      "accumulate-subsample": min(n_r, pool)}[loop.policy])
-    return tuple(sizes)
+    G, n0 = generations, loop.initial
+    n_r = np.array([loop.real_at(g) for g in range(1, G + 1)], dtype=np.int64)
+    n_s = np.array([loop.synthetic_at(g) for g in range(1, G + 1)], dtype=np.int64)
+    pool = n0 + np.cumsum(n_s)  # accumulate: the real set plus every synthetic batch so far
+    if loop.policy == "replace":
+        later = n_s
+    elif loop.policy == "augment":
+        later = n0 + n_s
+    elif loop.policy == "fresh":
+        later = n_r + n_s
+    elif loop.policy == "accumulate-subsample":
+        later = np.minimum(n_r, pool)
+    elif getattr(loop, "accumulate_weights", "uniform") == "linear":
+        # generation g keeps sum over i < g of linear_keep's floor((i+1) m_i / g): the lower triangle of a
+        # (G, G) array, built a block of rows at a time (O(G^2) integer work, no Python loop over g)
+        later, w = np.empty(G, dtype=np.int64), np.arange(1, G + 1) * n_s
+        step = max(1, (1 << 22) // max(G, 1))
+        for a in range(0, G, step):
+            g = np.arange(a + 1, min(G, a + step) + 1)[:, None]
+            kept = w[None, :g[-1, 0]] // g
+            kept[np.arange(kept.shape[1])[None, :] >= g] = 0
+            later[a:a + len(g)] = n0 + kept.sum(axis=1)
+    else:
+        later = pool
+    return (n0, *(int(v) for v in later))
 
 
 def smallest_training_set(loop, generations: Optional[int] = None) -> int:
