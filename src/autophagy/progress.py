@@ -32,8 +32,9 @@ def _clock(seconds: float) -> str:
 class SweepProgress:
     """Progress sink for ``autophagy.run`` (``start`` / ``generation`` / ``finished`` / ``close``)."""
 
-    def __init__(self, console: Any, every: float = 10.0, delay: float = 1.0):
+    def __init__(self, console: Any, every: float = 10.0, delay: float = 1.0, on_start=None):
         self.console, self.every, self.delay = console, every, delay
+        self.on_start = on_start  # called once when the shards start (the CLI loads its figure code then)
         self.t0 = time.perf_counter()
         self.shards: dict = {}
         self.done_units = 0.0
@@ -53,6 +54,9 @@ class SweepProgress:
         self.shards = {s.key: s for s in shards}
         self.total_units = float(sum(self._units(s) for s in shards))
         self.runs_total = len({s.spec.run_id for s in shards})
+        if self.on_start is not None:
+            hook, self.on_start = self.on_start, None
+            hook()
 
     def generation(self, key, g: int) -> None:
         s = self.shards.get(key)
