@@ -238,3 +238,18 @@ def test_lower_times_reads_any_layout():
     out = gaussian_mod._lower_times(L, C, 2.0, overwrite=True)
     assert out is C
     np.testing.assert_allclose(out, 2.0 * L @ B, rtol=1e-12, atol=1e-12)
+
+
+def test_times_lower_reads_any_layout_and_ignores_the_upper_triangle():
+    """alpha · F @ L for lower-triangular L (replace's general factor times Bartlett's): C-ordered, transposed,
+    Fortran-ordered and rectangular F; L's upper triangle never read; F left unchanged."""
+    rng = np.random.default_rng(1)
+    L = rng.standard_normal((3, 12, 12))
+    low = np.tril(L)
+    F = rng.standard_normal((3, 12, 12))
+    for X in (F, np.swapaxes(F, -1, -2), np.asfortranarray(F), rng.standard_normal((3, 5, 12))):
+        before = X.copy()
+        np.testing.assert_allclose(gaussian_mod._times_lower(X, L, 0.5), 0.5 * X @ low, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(X, before)
+    small = rng.standard_normal((2, 4, 4))
+    np.testing.assert_allclose(gaussian_mod._times_lower(small, np.tril(small), 2.0), 2.0 * small @ np.tril(small))
