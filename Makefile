@@ -11,10 +11,12 @@ $(PY):
 
 $(VENV)/.core: pyproject.toml constraints.txt | $(PY)
 	$(PIP) -e .
+	$(PY) -m compileall -q src  # bytecode for the editable source, as a wheel install has (each process starts sooner)
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml constraints.txt | $(PY)
 	$(PIP) -e '.[dev,torch,dask]'
+	$(PY) -m compileall -q src
 	@touch $@ $(VENV)/.core
 
 install: $(VENV)/.core

@@ -253,3 +253,18 @@ def test_times_lower_reads_any_layout_and_ignores_the_upper_triangle():
         np.testing.assert_array_equal(X, before)
     small = rng.standard_normal((2, 4, 4))
     np.testing.assert_allclose(gaussian_mod._times_lower(small, np.tril(small), 2.0), 2.0 * small @ np.tril(small))
+
+
+def test_a_low_dimensional_gaussian_loop_never_loads_scipy():
+    """scipy's BLAS is used above TRMM_ABOVE dimensions only; below, a worker saves its 0.35 s import. Above,
+    the loop loads it itself (before limiting BLAS threads, so that its pool is limited too)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, autophagy; from autophagy.models.gaussian import TRMM_ABOVE\n"
+            "for d in (2, TRMM_ABOVE + 1):\n"
+            "    autophagy.run({'replicates': 2, 'generations': 2, 'data': {'source': 'gaussian', 'dim': d},\n"
+            "                   'model': {'family': 'gaussian'}, 'loop': {'policy': 'accumulate', 'n_real': 20}})\n"
+            "    print('scipy.linalg' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]

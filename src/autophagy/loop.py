@@ -148,7 +148,8 @@ def simulate(plan: Plan, on_generation: Callable[[int, dict], None] | None = Non
     """
     if getattr(plan.family, "sufficient_statistics", False):  # many small matrices: BLAS threads only
         from threadpoolctl import threadpool_limits  # add overhead (34x for a batch of 100x100 eigh under load)
-        import scipy.linalg.blas  # noqa: F401  (loaded before the limit, so that its BLAS is limited too)
+        if getattr(plan.family, "uses_scipy_blas", True):  # loaded before the limit, so that it is limited too
+            import scipy.linalg.blas  # noqa: F401
 
         with threadpool_limits(1, user_api="blas"):
             return _simulate(plan, on_generation, block)
