@@ -144,6 +144,32 @@ def test_run_with_workers_equals_serial_through_the_api():
     assert sorted_frame(autophagy.run(cfg, workers=2).metrics).equals(serial)
 
 
+def test_a_prestarted_pool_is_the_next_runs_and_a_stray_one_is_stopped():
+    """The CLI starts the workers before it imports pandas (sweep.prestart): the next run with that many
+    workers takes that pool (same numbers); one no run takes is stopped by discard_prestarted."""
+    from autophagy import sweep
+
+    cfg = {**grid_study(), "replicates": 70}
+    serial = sorted_frame(autophagy.run(cfg).metrics)
+    sweep.prestart(2)
+    ready = sweep._READY[2]
+    procs = list(ready.pool._processes.values())
+    assert len(procs) == 2  # spawned at once, before any run asks
+    taken = []
+    original = sweep.ProcessEngine.submit
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sweep.ProcessEngine, "submit", lambda self, shard: (taken.append(self), original(self, shard))[1])
+        assert sorted_frame(autophagy.run(cfg, workers=2).metrics).equals(serial)
+    assert taken and all(e is ready for e in taken) and not sweep._READY
+    sweep.prestart(2)
+    stray = list(sweep._READY[2].pool._processes.values())
+    sweep.discard_prestarted()
+    assert not sweep._READY
+    for p in stray:
+        p.join(timeout=30)
+        assert not p.is_alive()
+
+
 @pytest.mark.torch
 def test_neural_family_is_identical_across_engines_and_blocks():
     pytest.importorskip("torch")

@@ -162,6 +162,19 @@ def _run_and_report(config, out: Optional[Path], overrides, table_metrics, plot_
                     workers: int = 1, engine: Optional[str] = None, address: Optional[str] = None,
                     reuse_any_version: bool = False, hidden: Optional[list] = None, report: bool = False,
                     track: Optional[list] = None, check_memory: bool = True):
+    from . import sweep
+
+    if workers > 1 and engine in (None, "processes") and not address:
+        sweep.prestart(workers)  # the workers start while this process imports pandas and builds the specs
+    try:
+        return _run_and_show(config, out, overrides, table_metrics, plot_metric, workers, engine, address,
+                             reuse_any_version, hidden, report, track, check_memory)
+    finally:
+        sweep.discard_prestarted()
+
+
+def _run_and_show(config, out, overrides, table_metrics, plot_metric, workers, engine, address, reuse_any_version,
+                  hidden, report, track, check_memory):
     import warnings
 
     from . import api

@@ -346,8 +346,39 @@ def make_engine(engine: Optional[str], workers: int, on_event: Callable, address
     if name == "serial":
         return SerialEngine(on_event)
     if name == "processes":
+        ready = _READY.pop(workers, None)
+        discard_prestarted()  # one started for another count: not this run's
+        if ready is not None:
+            ready.on_event = on_event
+            return ready
         return ProcessEngine(workers, on_event)
     return DaskEngine(workers, address)
+
+
+_READY: dict[int, "ProcessEngine"] = {}  # a process pool started ahead of its run (prestart), by worker count
+
+
+def prestart(workers: int) -> None:
+    """Start the process pool of the next ``make_engine(None or "processes", workers, ...)`` now, so that its
+    workers start Python and import what a shard needs (about 0.6 s each) while the driver still imports and
+    validates (the CLI calls it before loading pandas and building the specs). ``discard_prestarted`` stops
+    one no run took. Numbers never depend on it."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 2 or workers in _READY:
+        return
+    engine = ProcessEngine(workers, None)
+    for _ in range(workers):  # one task per worker: the pool spawns a process for each
+        engine.pool.submit(_warm_worker)
+    _READY[workers] = engine
+
+
+def discard_prestarted() -> None:
+    """Stop any pool ``prestart`` started that no run took (e.g. the config failed to validate)."""
+    while _READY:
+        _READY.popitem()[1].close(cancel=True)
+
+
+def _warm_worker() -> None:
+    from . import build, loop  # noqa: F401 - the imports of run_shard, done before its first shard arrives
 
 
 def execute(shards: list[Shard], engine, on_result: Callable[[Shard, ShardResult], None],
