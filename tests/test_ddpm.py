@@ -344,6 +344,7 @@ def test_presets_build(name):
     assert len(plans) >= 2 and all(p.family.__class__.__name__ == "DDPMFamily" for p in plans)
 
 
+@pytest.mark.slow  # about 19 s; .ci/run runs it
 def test_real_data_keeps_the_finetuning_loop_close():
     """Bertrand et al.'s iterative fine-tuning: λ_B = 0.5 (augment) vs fully synthetic (replace), warm start.
     At the last generation the augmented chain is closer to P_r (sliced-wasserstein) and more precise."""

@@ -248,6 +248,7 @@ def test_shumailov_gaussian_variance_and_tails_vanish():
 GMM_RUN = ("shumailov_gmm_collapse.yaml", "replicates=12", "generations=100")  # EM fits dominate: ≈ 15 s, shared
 
 
+@pytest.mark.slow  # the shared GMM run (EM fits): about 16 s; .ci/run runs it
 def test_shumailov_gmm_forgets_tails_and_variance():
     _, res = shared_run(*GMM_RUN)
     ratio = curves(res, "variance-ratio")
@@ -261,6 +262,7 @@ def test_shumailov_gmm_forgets_tails_and_variance():
     assert np.median(tail[("control",)][:, -1]) > 0.5 * np.median(tail[("control",)][:, 0])
 
 
+@pytest.mark.slow  # shares that run
 def test_shumailov_gmm_starves_a_mode_control_keeps_both():
     """The weights random-walk until one of the two modes starves: mode-coverage 1 → ≈ 0.6 by generation 100
     (each chain ends at 1 or 0.5); the real-only control keeps both modes throughout."""

@@ -54,9 +54,10 @@ def fake_study(values: dict, names=None, out=None, configs=None):
 
 # --------------------------------------------------------------------------- the right metric per preset
 CHEAP = sorted(p.stem for p in CONFIGS.glob("*.yaml") if p.stem not in NEURAL)
+SLOW_CHEAP = {"mad_gan_ring", "oracle_controls_ddpm"}  # 57 s and 14 s: slow-marked, run by .ci/run
 
 
-@pytest.mark.parametrize("preset", CHEAP)
+@pytest.mark.parametrize("preset", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_CHEAP else p for p in CHEAP])
 def test_preset_headline_metrics_are_recorded_and_drawn_first(preset, tmp_path):
     """A preset's report.metrics are metrics it records, and they are the report's figures, in order (a preset
     without a report: block, e.g. one just being written, gets the automatic headline)."""

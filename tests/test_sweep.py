@@ -116,6 +116,7 @@ def _run_on(engine, specs, pieces):
     return {k: join_blocks(v) for k, v in got.items()}
 
 
+@pytest.mark.slow  # about 30 s (every engine, every family); .ci/run runs it
 def test_every_closed_form_family_is_identical_on_every_engine():
     """Serial, 1, 2 and 4 worker processes and Dask, with each run cut into replicate-block shards."""
     from autophagy.sweep import DaskEngine, ProcessEngine
@@ -309,7 +310,8 @@ def _kill_then_finish(tmp_path, cfg: dict, extra: list, ready) -> tuple[pd.DataF
     return sorted_frame(autophagy.load(clean).metrics), sorted_frame(autophagy.load(out).metrics), out
 
 
-@pytest.mark.parametrize("extra", [[], ["--workers", "2"]], ids=["serial", "processes"])
+@pytest.mark.parametrize("extra", [pytest.param([], marks=pytest.mark.slow), ["--workers", "2"]],
+                         ids=["serial", "processes"])  # serial: about 25 s, slow-marked (.ci/run runs it)
 def test_kill_9_mid_sweep_then_rerun_equals_uninterrupted(tmp_path, extra):
     cfg = {**study("gaussian", replicates=128, generations=8), "metrics": {"use": ["sliced-wasserstein"], "n_eval": 40},
            "grid": {"loop.policy": ["augment", "replace", "fresh", "accumulate"], "seed": [1, 2]}}
