@@ -102,6 +102,32 @@ def test_uniform_subset_law(N, k):
         assert abs(pair - q) < 4.5 * math.sqrt(q * (1 - q) / R) + 1e-12
 
 
+def _first_k_distinct(N, k, streams):
+    """The definition uniform_subset implements, one replicate and one draw at a time: uniform integers
+    in draw order (the same chunks of the same streams), repeats skipped, the first k distinct kept."""
+    if k >= N:
+        return np.broadcast_to(np.arange(N), (streams.R, N))
+    expect = N * math.log(N / (N - k)) + 1.0
+    chunk = int(expect + 6 * math.sqrt(expect) + 16)
+    picked = [[] for _ in range(streams.R)]
+    while any(len(p) < k for p in picked):
+        draws = np.minimum((streams.uniform(chunk) * N).astype(np.int64), N - 1)
+        for r, p in enumerate(picked):
+            for v in draws[r].tolist():
+                if len(p) < k and v not in p:
+                    p.append(v)
+    return np.sort(np.array(picked), axis=1)
+
+
+@pytest.mark.parametrize("N,k,R", [(15, 5, 70), (40, 39, 130), (1000, 3, 9), (12, 12, 3), (2000, 1000, 66),
+                                   (7, 6, 300)])
+def test_uniform_subset_is_the_first_k_distinct_draws(N, k, R):
+    """The same indices as the one-draw-at-a-time definition (k close to N: replicates that need a second
+    chunk of their stream)."""
+    got = uniform_subset(N, k, Streams(4, R, 5, "policy"))
+    np.testing.assert_array_equal(got, _first_k_distinct(N, k, Streams(4, R, 5, "policy")))
+
+
 def test_uniform_subset_independent_of_replicate_count():
     small = uniform_subset(300, 40, Streams(9, 3, 2, "policy"))
     big = uniform_subset(300, 40, Streams(9, 200, 2, "policy"))

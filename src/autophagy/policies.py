@@ -117,17 +117,22 @@ def uniform_subset(N: int, k: int, streams: Streams) -> np.ndarray:
         draws = np.minimum((streams.uniform(chunk) * N).astype(np.int64), N - 1)  # (R, chunk), every row drawn
         seen.append(draws)
         rows = np.nonzero(~done)[0]
-        allv = np.concatenate([s[rows] for s in seen], axis=1)
+        allv = seen[0] if len(seen) == 1 else np.concatenate([s[rows] for s in seen], axis=1)  # (all rows at first)
         L = allv.shape[1]
-        # one sort of value·L + position: equal values together, each value's first draw first
-        key = np.sort(allv * L + np.arange(L), axis=1)
-        value, pos = np.divmod(key, L)
-        first = np.ones(key.shape, dtype=bool)
-        first[:, 1:] = value[:, 1:] != value[:, :-1]
-        ok = first.sum(axis=1) >= k
+        # one sort of value·2^b + position (2^b >= L): equal values together, each value's first draw first
+        b = max(1, (L - 1).bit_length())
+        key = allv << b
+        key |= np.arange(L)
+        key.sort(axis=1)
+        value, pos = key >> b, key & ((1 << b) - 1)
+        first = np.empty(key.shape, dtype=bool)
+        first[:, 0] = True
+        np.not_equal(value[:, 1:], value[:, :-1], out=first[:, 1:])
+        ok = np.count_nonzero(first, axis=1) >= k
         if not ok.any():
             continue
-        value, pos, first, rows = value[ok], pos[ok], first[ok], rows[ok]
+        if not ok.all():
+            value, pos, first, rows = value[ok], pos[ok], first[ok], rows[ok]
         # the k first draws of distinct values: first occurrences at or before the k-th smallest such position
         cut = np.partition(np.where(first, pos, L), k - 1, axis=1)[:, k - 1:k]
         keep = first & (pos <= cut)

@@ -140,8 +140,9 @@ class LiveSubsetPool:
             raise ValueError(f"accumulate-subsample: generation {g} asks for {k} points, {self.ks[g - 1]} were drawn")
         idx = self.idx.pop(g)
         R, k = idx.shape
-        slots = np.take_along_axis(self.slot, idx, axis=1)
-        done = np.take_along_axis(self.last, idx, axis=1) == g  # their last use: the slots are free again
+        at = idx + (np.arange(R, dtype=np.int64) * self.slot.shape[1])[:, None]  # into the flat (R, N) maps
+        slots = np.take(self.slot, at)  # (half the time of take_along_axis's broadcast fancy index)
+        done = np.take(self.last, at) == g  # their last use: the slots are free again
         fr, fc = np.nonzero(done)
         cnt = done.sum(axis=1)
         q = np.arange(fr.size) - np.concatenate([[0], np.cumsum(cnt)[:-1]])[fr]
