@@ -36,6 +36,61 @@ def test_run_writes_store_csv_and_plot(tmp_path):
     assert "reused 1 finished run" in r2.output
 
 
+def test_the_export_helper_writes_what_the_store_writes_and_falls_back_when_it_dies(tmp_path, monkeypatch):
+    """`run --out` has a helper process write metrics.csv / runs.csv while it draws the figure
+    (export_process): the same bytes as Store.export; a helper that died mid-run is replaced by an export
+    here; no helper process or temporary file is left behind either way."""
+    from autophagy import export_process
+    from autophagy.store import Store
+
+    started = []
+    original = export_process.ExportProcess.__init__
+
+    def spy(self, out):
+        original(self, out)
+        started.append(self)
+
+    monkeypatch.setattr(export_process.ExportProcess, "__init__", spy)
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["run", str(write(tmp_path, SMALL)), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert len(started) == 1 and not started[0].proc.is_alive()
+    by_helper = {name: (out / name).read_bytes() for name in ("metrics.csv", "runs.csv")}
+    Store(out).export("csv")
+    assert by_helper == {name: (out / name).read_bytes() for name in ("metrics.csv", "runs.csv")}
+    assert len(by_helper["metrics.csv"].splitlines()) > 6 * 4  # replicates x generations: real content
+
+    dead = tmp_path / "dead"
+    go = export_process.ExportProcess.go
+    monkeypatch.setattr(export_process.ExportProcess, "go",
+                        lambda self: (self.proc.kill(), self.proc.join(), go(self))[2])
+    r = runner.invoke(app, ["run", str(write(tmp_path, SMALL)), "--out", str(dead)])
+    assert r.exit_code == 0, r.output
+    assert (dead / "metrics.csv").read_bytes() == by_helper["metrics.csv"]
+    assert not list(dead.glob(".*.tmp")) and not list(out.glob(".*.tmp"))
+
+
+def test_a_failing_run_stops_the_export_helper(tmp_path, monkeypatch):
+    from autophagy import api, export_process
+
+    started = []
+    original = export_process.ExportProcess.__init__
+
+    def spy(self, out):
+        original(self, out)
+        started.append(self)
+
+    def boom(*a, **k):
+        raise RuntimeError("a shard failed")
+
+    monkeypatch.setattr(export_process.ExportProcess, "__init__", spy)
+    monkeypatch.setattr(api, "execute", boom)
+    r = runner.invoke(app, ["run", str(write(tmp_path, SMALL)), "--out", str(tmp_path / "out")])
+    assert r.exit_code != 0 and isinstance(r.exception, RuntimeError)
+    assert len(started) == 1 and not started[0].proc.is_alive()
+    assert not (tmp_path / "out" / "metrics.csv").exists()
+
+
 def test_toml_config_and_export(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text('seed = 2\nreplicates = 4\ngenerations = 2\n[loop]\npolicy = "replace"\nn_real = 20\n')

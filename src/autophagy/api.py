@@ -171,7 +171,7 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
         progress: Progress | None = None, on_generation: Callable[[str, int, int], None] | None = None,
         reuse_any_version: bool = False, command: str = "autophagy.run(...)",
         hidden_overrides: list[str] | None = None, track: str | list[str] | None = None,
-        check_memory: bool = True) -> Result:
+        check_memory: bool = True, export: bool = True) -> Result:
     """Run a study: every grid point (and its control lineage when ``loop.control``).
 
     ``workers`` / ``engine`` (``"serial"``, ``"processes"``, ``"dask"`` or a ``distributed.Client``) /
@@ -183,7 +183,8 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
     showing in run names. ``track`` (``"mlflow"``, ``"wandb"``, ``"tensorboard"`` or a list) mirrors the
     finished runs into those trackers inside ``out`` (``autophagy.trackers``; the store stays the source).
     ``check_memory=False`` runs a study whose estimated arrays exceed this machine's memory
-    (``build.memory_estimate``). A run that records a NaN or ±inf metric is never silent: one
+    (``build.memory_estimate``). ``export=False`` leaves metrics.csv / runs.csv to the caller
+    (``Store(out).export()``; the CLI has a helper process write them while it draws the figure). A run that records a NaN or ±inf metric is never silent: one
     ``NonFiniteWarning`` line per run and metric (run, generation, metric, likely cause), and its ``flag``
     (``runs`` frame and store column) says ``non-finite: metric=-inf@g0, ...``.
     """
@@ -261,7 +262,7 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
             store.set_flag(s.run_id, flag)
         runs.append(_run_row(s, seconds.get(s.run_id, 0.0), "done", flag))
     result = Result(_concat(frames), pd.DataFrame(runs), Path(out) if out is not None else None, reused, notes)
-    if store:
+    if store and (export or tracked):
         store.export("csv")
     if tracked:
         result.notes.extend(trackers.mirror(result, tracked, Path(out)))

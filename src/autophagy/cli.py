@@ -180,15 +180,32 @@ def _run_and_show(config, out, overrides, table_metrics, plot_metric, workers, e
     from . import api
     from .progress import SweepProgress
 
-    warm: list = []  # the figure's imports, in a thread started with the shards (the driver is idle then)
-    progress = SweepProgress(console, on_start=(lambda: warm.append(_warm_figures())) if out is not None else None)
+    # started with the shards (the driver is idle then): the figure's imports in a thread, and a process that
+    # will write metrics.csv while this one prints the table and draws the figure (export_process)
+    warm: list = []
+    helper: list = []
+    by_helper = out is not None and not track
+
+    def on_start():
+        warm.append(_warm_figures())
+        if by_helper:
+            from .export_process import ExportProcess
+
+            helper.append(ExportProcess(out))
+
+    progress = SweepProgress(console, on_start=on_start if out is not None else None)
     try:
         with warnings.catch_warnings(record=True) as caught:  # each shown as one line, after the progress bars
             warnings.simplefilter("always", UserWarning)
             result = api.run(config, out=out, overrides=overrides, workers=workers, engine=engine, address=address,
                              progress=progress, reuse_any_version=reuse_any_version, command=_command_line(),
-                             hidden_overrides=hidden, track=track, check_memory=check_memory)
-    except api.Interrupted as stop:
+                             hidden_overrides=hidden, track=track, check_memory=check_memory, export=not by_helper)
+    except BaseException as exc:
+        for h in helper:
+            h.cancel()
+        if not isinstance(exc, api.Interrupted):
+            raise
+        stop = exc
         progress.close()
         where = f" in {stop.out}" if stop.out is not None else " (nothing is saved without --out)"
         console.print(f"interrupted: {stop.saved} of {stop.total} runs complete{where}; run the same command again "
@@ -196,6 +213,27 @@ def _run_and_show(config, out, overrides, table_metrics, plot_metric, workers, e
         raise typer.Exit(130)
     finally:
         progress.close()
+    if by_helper:
+        if helper:
+            helper[0].go()  # the export runs there while this process prints the table and draws the figure
+        else:  # no shard ran (every run reused): nothing started it
+            from .store import Store
+
+            Store(Path(out)).export("csv")
+    try:
+        _show(result, caught, out, table_metrics, plot_metric, warm, helper, report)
+    except BaseException:
+        for h in helper:
+            try:
+                h.wait()  # its files complete before this error goes on
+            except Exception:  # noqa: BLE001 - the error already raised is the one to report
+                pass
+        raise
+    return result
+
+
+def _show(result, caught, out, table_metrics, plot_metric, warm, helper, report):
+    """The CLI's output after a run: warnings, notes, the summary table, the figure, where results are."""
     for line in dict.fromkeys(str(w.message).splitlines()[0] for w in caught if issubclass(w.category, UserWarning)):
         console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
     for note in result.notes:
@@ -217,12 +255,13 @@ def _run_and_show(config, out, overrides, table_metrics, plot_metric, workers, e
             out_console.print(f"plot: {path}")
         if (Path(out) / "grids").is_dir():
             out_console.print(f"sample grids (replicate 0, per generation): {Path(out) / 'grids'}/<run_id>/")
+        while helper:
+            helper.pop().wait()  # metrics.csv and runs.csv written (here, if the helper could not)
         out_console.print(f"results: {Path(out) / 'results.sqlite'} and {Path(out) / 'metrics.csv'}")
         if report:
             from .report import write_report
 
             out_console.print(f"report: {write_report(out)}")
-    return result
 
 
 _WORKERS = typer.Option(1, "--workers", "-w", help="parallel workers (processes by default when > 1)")
