@@ -54,7 +54,7 @@ def test_the_export_helper_writes_what_the_store_writes_and_falls_back_when_it_d
     out = tmp_path / "out"
     r = runner.invoke(app, ["run", str(write(tmp_path, SMALL)), "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert len(started) == 1 and not started[0].proc.is_alive()
+    assert len(started) == 1 and started[0].proc.poll() is not None  # the helper has exited
     by_helper = {name: (out / name).read_bytes() for name in ("metrics.csv", "runs.csv")}
     Store(out).export("csv")
     assert by_helper == {name: (out / name).read_bytes() for name in ("metrics.csv", "runs.csv")}
@@ -63,7 +63,7 @@ def test_the_export_helper_writes_what_the_store_writes_and_falls_back_when_it_d
     dead = tmp_path / "dead"
     go = export_process.ExportProcess.go
     monkeypatch.setattr(export_process.ExportProcess, "go",
-                        lambda self: (self.proc.kill(), self.proc.join(), go(self))[2])
+                        lambda self: (self.proc.kill(), self.proc.wait(), go(self))[2])
     r = runner.invoke(app, ["run", str(write(tmp_path, SMALL)), "--out", str(dead)])
     assert r.exit_code == 0, r.output
     assert (dead / "metrics.csv").read_bytes() == by_helper["metrics.csv"]
@@ -87,7 +87,7 @@ def test_a_failing_run_stops_the_export_helper(tmp_path, monkeypatch):
     monkeypatch.setattr(api, "execute", boom)
     r = runner.invoke(app, ["run", str(write(tmp_path, SMALL)), "--out", str(tmp_path / "out")])
     assert r.exit_code != 0 and isinstance(r.exception, RuntimeError)
-    assert len(started) == 1 and not started[0].proc.is_alive()
+    assert len(started) == 1 and started[0].proc.poll() is not None  # the helper has exited
     assert not (tmp_path / "out" / "metrics.csv").exists()
 
 

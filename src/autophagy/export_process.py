@@ -13,9 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _serve(out: str, conn) -> None:
-    """The helper: import, wait for "go", export, answer ("ok", "") or ("error", message)."""
+def serve(out: str) -> None:
+    """The helper (``python -c``: no multiprocessing bootstrap, no CLI import): import the store, wait for
+    "go" on stdin, export, answer "ok" or "error <message>" on stdout."""
     import signal
+    import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's; it cancels this helper
 
@@ -25,35 +27,39 @@ def _serve(out: str, conn) -> None:
     signal.signal(signal.SIGTERM, stop)
     from .store import Store  # pandas: loaded while the shards run
 
-    try:
-        if conn.recv() != "go":
-            return
-        Store(Path(out)).export("csv")
-        conn.send(("ok", ""))
-    except (EOFError, OSError):
+    if sys.stdin.readline().strip() != "go":
         return
+    try:
+        Store(Path(out)).export("csv")
+        answer = "ok"
     except Exception as exc:  # noqa: BLE001 - reported back; the driver exports again and raises the real error
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        answer = f"error {type(exc).__name__}: {exc}".replace("\n", " ")
+    sys.stdout.write(answer + "\n")
+    sys.stdout.flush()
 
 
 class ExportProcess:
     """A helper process that writes ``out``'s CSV export when told (module docstring)."""
 
     def __init__(self, out: Path):
-        import multiprocessing as mp
+        import os
+        import subprocess
+        import sys
 
-        ctx = mp.get_context("spawn")
         self.out = Path(out)
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(str(out), child), name="autophagy-export", daemon=True)
-        self.proc.start()
-        child.close()
+        env = dict(os.environ)  # this package first on the path, however this process found it
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from autophagy.export_process import serve; serve(sys.argv[1])",
+             str(self.out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            text=True)
         self.sent = False
 
     def go(self) -> None:
         """Start the export (every result must be in the store)."""
         try:
-            self.conn.send("go")
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.flush()
             self.sent = True
         except (OSError, ValueError):  # the helper is gone: wait() exports here
             self.sent = False
@@ -63,8 +69,8 @@ class ExportProcess:
         ok = False
         if self.sent:
             try:
-                ok = self.conn.recv()[0] == "ok"
-            except (EOFError, OSError):
+                ok = self.proc.stdout.readline().strip() == "ok"
+            except (OSError, ValueError):
                 ok = False
         self._close()
         if not ok:
@@ -76,19 +82,19 @@ class ExportProcess:
         """Stop the helper without exporting (waits for it: no temporary file left behind)."""
         if self.sent:  # an export under way: let it finish, its files are complete ones
             try:
-                self.conn.recv()
-            except (EOFError, OSError):
-                pass
-        else:
-            try:
-                self.conn.send("stop")
+                self.proc.stdout.readline()
             except (OSError, ValueError):
                 pass
         self._close()
 
     def _close(self) -> None:
-        self.proc.join(timeout=60)
-        if self.proc.is_alive():
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()  # stdin closed: a helper still waiting for "go" reads EOF and leaves
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=60)
+        except Exception:  # noqa: BLE001 - a helper that will not stop is stopped
             self.proc.terminate()
-            self.proc.join(timeout=10)
-        self.conn.close()
+            self.proc.wait(timeout=10)
