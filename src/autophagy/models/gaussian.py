@@ -88,38 +88,33 @@ def _bartlett(k: int, q: int, streams: Streams) -> np.ndarray:
 TRMM_ABOVE = 8  # dimensions above which triangular products go to BLAS trmm (scipy's); a batched matmul below
 
 
-def _lower_times(L: np.ndarray, B: np.ndarray, alpha: float = 1.0, overwrite: bool = False) -> np.ndarray:
-    """``alpha · L @ B`` for lower-triangular ``L (R, d, d)`` and ``B (R, d, m)``: BLAS trmm per replicate (half
-    a general product's flops) when d > 8, else a batched matmul. A new array (``overwrite``: B's memory, when
-    B is a C-ordered float64 array); L's upper triangle is not read."""
+def _trmm(X: np.ndarray, L: np.ndarray, alpha: float, side: int, overwrite: bool = False) -> np.ndarray:
+    """``alpha · L @ X`` (``side`` 1) or ``alpha · X @ L`` (``side`` 0) for lower-triangular ``L (R, q, q)``: BLAS
+    trmm per replicate (half a general product's flops; the same numbers to rounding) when q > ``TRMM_ABOVE``,
+    else a batched matmul. A new array (``overwrite``: X's memory, when X is a C-ordered float64 array); L's
+    upper triangle is not read."""
     if L.shape[-1] <= TRMM_ABOVE:
-        out = L @ B
+        out = L @ X if side else X @ L
         out *= alpha
         return out
     from scipy.linalg.blas import dtrmm
 
-    own = overwrite and B.dtype == np.float64 and B.flags.c_contiguous
-    out = B if own else np.array(B, dtype=float, order="C")  # overwritten in place: out[r]ᵀ is Fortran-ordered
+    own = overwrite and X.dtype == np.float64 and X.flags.c_contiguous
+    out = X if own else np.array(X, dtype=float, order="C")  # overwritten in place: out[r]ᵀ is Fortran-ordered
     # (a copy that kept a transposed view's layout would make trmm write into f2py's own copy instead)
-    for r in range(out.shape[0]):  # (L B)ᵀ = Bᵀ Lᵀ, with L[r]ᵀ passed as the (upper) Fortran matrix it is
-        dtrmm(alpha, L[r].T, out[r].T, side=1, lower=0, overwrite_b=1)
+    for r in range(out.shape[0]):  # (L X)ᵀ = Xᵀ Lᵀ and (X L)ᵀ = Lᵀ Xᵀ, with L[r]ᵀ the (upper) Fortran matrix it is
+        dtrmm(alpha, L[r].T, out[r].T, side=side, lower=0, overwrite_b=1)
     return out
+
+
+def _lower_times(L: np.ndarray, B: np.ndarray, alpha: float = 1.0, overwrite: bool = False) -> np.ndarray:
+    """``alpha · L @ B`` for lower-triangular ``L (R, d, d)`` and any ``B (R, d, m)`` (``_trmm``)."""
+    return _trmm(B, L, alpha, 1, overwrite)
 
 
 def _times_lower(F: np.ndarray, L: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """``alpha · F @ L`` for any ``F (R, d, q)`` and lower-triangular ``L (R, q, q)``: BLAS trmm per replicate
-    when q > 8 (half a general product's flops; the same numbers to rounding), else a batched matmul. A new
-    array; L's upper triangle is not read."""
-    if L.shape[-1] <= TRMM_ABOVE:
-        out = F @ L
-        out *= alpha
-        return out
-    from scipy.linalg.blas import dtrmm
-
-    out = np.array(F, dtype=float, order="C")  # overwritten in place: out[r]ᵀ is Fortran-ordered
-    for r in range(out.shape[0]):  # (F L)ᵀ = Lᵀ Fᵀ, with L[r]ᵀ passed as the (upper) Fortran matrix it is
-        dtrmm(alpha, L[r].T, out[r].T, side=0, lower=0, overwrite_b=1)
-    return out
+    """``alpha · F @ L`` for any ``F (R, d, q)`` and lower-triangular ``L (R, q, q)`` (``_trmm``)."""
+    return _trmm(F, L, alpha, 0)
 
 
 def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
