@@ -91,7 +91,7 @@ def test_new_version_does_not_reuse_old_rows(tmp_path, monkeypatch):
     assert len(third.reused) == 1
     assert np.array_equal(sorted_frame(third.metrics).value, sorted_frame(first.metrics).value, equal_nan=True)
     runs = autophagy.load(tmp_path).runs
-    assert set(runs.version) == {"0.2.0", "99.0.0"} and {"command", "host", "started", "finished"} <= set(runs.columns)
+    assert set(runs.version) == {autophagy.__version__, "99.0.0"} and {"command", "host", "started", "finished"} <= set(runs.columns)
     assert runs.started.str.match(r"\d{4}-\d\d-\d\dT").all()
 
 
