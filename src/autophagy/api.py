@@ -184,7 +184,8 @@ def run(config: Any, out: str | Path | None = None, *, overrides: list[str] | No
     finished runs into those trackers inside ``out`` (``autophagy.trackers``; the store stays the source).
     ``check_memory=False`` runs a study whose estimated arrays exceed this machine's memory
     (``build.memory_estimate``). ``export=False`` leaves metrics.csv / runs.csv to the caller
-    (``Store(out).export()``; the CLI has a helper process write them while it draws the figure). A run that records a NaN or ±inf metric is never silent: one
+    (``Store(out).export()``; the CLI has a helper process write them while it draws the figure). A run
+    that records a NaN or ±inf metric is never silent: one
     ``NonFiniteWarning`` line per run and metric (run, generation, metric, likely cause), and its ``flag``
     (``runs`` frame and store column) says ``non-finite: metric=-inf@g0, ...``.
     """
